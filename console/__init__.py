@@ -1,0 +1,80 @@
+"""FINCI operations console.
+
+``create_app`` only builds the application: it runs no queries and no migrations (those are
+``flask --app wsgi db upgrade`` and the startup checks in ``console.startup``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from console import errors, navigation, unit_of_work
+from console.db import Database
+from console.htmx import htmx
+from console.observability import logging as console_logging
+from console.observability import request_ids
+from console.security import csrf, headers, permissions
+from console.settings import Serve, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Blueprints that speak JSON to machines, are CSRF-exempt and render JSON errors.
+MACHINE_BLUEPRINTS = {"ingress"}
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str((ROOT / settings.instance_path).resolve()),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_form_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_form_bytes,
+        SESSION_COOKIE_NAME="__Host-console",
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/",
+        PREFERRED_URL_SCHEME="https",
+        JSON_ERROR_BLUEPRINTS=MACHINE_BLUEPRINTS,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.extensions["settings"] = settings
+    if settings.trusted_proxy_count:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxy_count,
+            x_proto=settings.trusted_proxy_count, x_host=settings.trusted_proxy_count)
+
+    console_logging.install_redaction_everywhere()
+    request_ids.init_app(app)
+    headers.init_app(app, hsts=settings.hsts)
+    csrf.init_app(app, exempt_blueprints=MACHINE_BLUEPRINTS)
+    permissions.init_app(app)
+    unit_of_work.init_app(app, database or Database.from_settings(settings))
+    errors.init_app(app)
+    navigation.init_app(app)
+    htmx.init_app(app)
+    permissions.public(app.view_functions["static"])
+
+    app.jinja_env.globals["settings"] = settings
+    _register_blueprints(app, settings)
+    return app
+
+
+def _register_blueprints(app: Flask, settings: Settings) -> None:
+    from console.health.routes import bp as health_bp
+
+    app.register_blueprint(health_bp)
+    if settings.serve in (Serve.ALL, Serve.CONSOLE):
+        from console.audit.routes import bp as audit_bp
+        from console.home.routes import bp as home_bp
+
+        app.register_blueprint(home_bp)
+        app.register_blueprint(audit_bp)

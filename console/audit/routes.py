@@ -1,0 +1,85 @@
+"""Audit log pages for compliance and admins. Viewing and verifying are themselves audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, abort, render_template, request, url_for
+
+from console import navigation
+from console.audit.actions import AuditAction, Outcome
+from console.audit.queries import PAGE_SIZE, AuditFilter, search
+from console.audit.services import record
+from console.audit.verify import verify_chain
+from console.htmx import htmx
+from console.security.permissions import Permission, require
+from console.unit_of_work import request_session
+from console.web_actor import current_actor
+
+bp = Blueprint("audit", __name__, url_prefix="/audit")
+_FIELD_LIMIT = 200
+
+
+@bp.record_once
+def _on_register(state):
+    navigation.register(state.app, "Audit log", "audit.log", Permission.VIEW_AUDIT, 90)
+
+
+def _date(name: str) -> dt.datetime | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return dt.datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    except ValueError:
+        abort(400, description=f"{name} must be a date like 2026-11-27")
+
+
+def _text(name: str) -> str | None:
+    value = request.args.get(name, "").strip()
+    if len(value) > _FIELD_LIMIT:
+        abort(400, description=f"{name} is too long")
+    return value or None
+
+
+def _criteria() -> AuditFilter:
+    outcome = _text("outcome")
+    if outcome and outcome not in {o.value for o in Outcome}:
+        abort(400, description="outcome must be success, failure or denied")
+    before = request.args.get("before", "").strip()
+    if before and not before.isdigit():
+        abort(400, description="before must be a sequence number")
+    until = _date("until")
+    return AuditFilter(
+        actor=_text("actor"), action=_text("action"), target=_text("target"), outcome=outcome,
+        since=_date("since"), until=until + dt.timedelta(days=1) if until else None,
+        before_seq=int(before) if before else None,
+    )
+
+
+@bp.get("/")
+@require(Permission.VIEW_AUDIT)
+def log():
+    criteria = _criteria()
+    session = request_session()
+    events = search(session, criteria, PAGE_SIZE + 1)
+    record(session, actor=current_actor(), action=AuditAction.AUDIT_LOG_VIEW,
+           details={"filter": criteria.as_dict()})
+    older_url = None
+    if len(events) > PAGE_SIZE:
+        older_url = url_for("audit.log", **{**request.args.to_dict(),
+                                            "before": events[PAGE_SIZE - 1].seq})
+    context = {"events": events[:PAGE_SIZE], "older_url": older_url, "args": request.args}
+    if htmx and htmx.target == "audit-rows":
+        return render_template("audit/_partials/_rows.html", **context)
+    return render_template("audit/log.html", **context)
+
+
+@bp.get("/verify")
+@require(Permission.VIEW_AUDIT)
+def verify():
+    session = request_session()
+    report = verify_chain(session)
+    record(session, actor=current_actor(), action=AuditAction.AUDIT_CHAIN_VERIFY,
+           outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE, details=report.as_dict())
+    return render_template("audit/_partials/_verify.html", report=report)

@@ -1,0 +1,116 @@
+"""`flask --app wsgi ...` commands: thin wrappers over services, each with ``--json`` output.
+
+Exit codes: 0 success, 1 the operation found a problem (e.g. a broken audit chain), 2 usage or
+configuration error (click's convention).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+
+import click
+from flask import Flask, current_app
+
+from console import migrate
+from console.audit.actions import AuditAction, Outcome
+from console.audit.services import Actor, record
+from console.audit.verify import verify_chain
+from console.deployment import EnvironmentMismatch, record_environment, recorded_environment
+from console.unit_of_work import database
+
+
+def cli_actor() -> Actor:
+    return Actor.cli(getpass.getuser())
+
+
+def emit(as_json: bool, payload: dict, human: str) -> None:
+    click.echo(json.dumps(payload, default=str, sort_keys=True) if as_json else human)
+
+
+def settings():
+    return current_app.extensions["settings"]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group("db", help="Database schema: migrations and the environment stamp.")
+def db_group():
+    pass
+
+
+@db_group.command("upgrade", help="Apply migrations and stamp a new database's environment.")
+@click.option("--revision", default="head", show_default=True)
+@json_option
+def db_upgrade(revision: str, as_json: bool):
+    engine = database().engine
+    environment = settings().environment.value
+    # Refuse before touching the schema if this database belongs to the other environment.
+    with database().transaction() as session:
+        try:
+            current = recorded_environment(session)
+        except Exception:  # a brand-new database has no deployment table yet
+            current = None
+    if current not in (None, environment):
+        raise click.ClickException(
+            f"this database belongs to {current}; CONSOLE_ENVIRONMENT is {environment}")
+    migrate.upgrade(engine, revision)
+    stamped = False
+    if revision == "head":
+        with database().transaction() as session:
+            try:
+                stamped = record_environment(session, environment, cli_actor())
+            except EnvironmentMismatch as exc:
+                raise click.ClickException(str(exc)) from None
+    with engine.connect() as connection:
+        now = migrate.current_revision(connection)
+    emit(as_json, {"revision": now, "environment": environment, "stamped": stamped},
+         f"database at {now} ({environment}{', newly stamped' if stamped else ''})")
+
+
+@db_group.command("downgrade", help="Revert migrations to REVISION (e.g. base).")
+@click.argument("revision")
+@click.confirmation_option(prompt="Downgrading can drop data. Continue?")
+def db_downgrade(revision: str):
+    migrate.downgrade(database().engine, revision)
+    click.echo(f"database downgraded to {revision}")
+
+
+@db_group.command("current", help="Show the database's and the code's migration revision.")
+@json_option
+def db_current(as_json: bool):
+    with database().engine.connect() as connection:
+        current = migrate.current_revision(connection)
+    head = migrate.head_revision()
+    emit(as_json, {"current": current, "head": head, "up_to_date": current == head},
+         f"database: {current or 'empty'}; code: {head}"
+         + ("" if current == head else "  (run `flask --app wsgi db upgrade`)"))
+
+
+@click.group("audit", help="The tamper-evident audit log.")
+def audit_group():
+    pass
+
+
+@audit_group.command("verify", help="Walk the hash chain; name the first broken event.")
+@json_option
+def audit_verify(as_json: bool):
+    with database().transaction() as session:
+        report = verify_chain(session)
+        record(session, actor=cli_actor(), action=AuditAction.AUDIT_CHAIN_VERIFY,
+               outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE,
+               details=report.as_dict())
+    if report.ok:
+        human = f"audit chain intact: {report.rows} events, head #{report.head_seq or 0}"
+    else:
+        human = f"audit chain BROKEN at event #{report.broken_seq}: {report.problem}"
+    emit(as_json, report.as_dict(), human)
+    if not report.ok:
+        sys.exit(1)
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(db_group)
+    app.cli.add_command(audit_group)

@@ -1,0 +1,1 @@
+"""Liveness and readiness probes (scheduled health checks and alerts join later)."""

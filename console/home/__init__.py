@@ -1,0 +1,1 @@
+"""The overview page every role lands on."""

@@ -1,0 +1,24 @@
+"""A request id on every request, log line and audit row; echoed in ``X-Request-Id``."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, g, request
+
+_ACCEPTABLE = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _assign():
+        # Accept an upstream proxy's id only when it is well-formed; never trust it blindly.
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if _ACCEPTABLE.fullmatch(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo(response):
+        if "request_id" in g:
+            response.headers["X-Request-Id"] = g.request_id
+        return response

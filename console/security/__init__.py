@@ -1,0 +1,1 @@
+"""Cross-cutting protections: redaction, HTTP headers, CSRF, permissions."""

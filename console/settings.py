@@ -1,0 +1,225 @@
+"""One frozen, validated Settings object, read from the environment.
+
+Secrets may also come from ``NAME_FILE`` (a path whose content is the value), so production can
+mount them from a secret store instead of putting them in the process environment. Every problem
+is reported at start with the variable's name; values of secrets are never echoed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets as _secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """Raised at start when configuration is missing or invalid; the message names the variable."""
+
+
+class Environment(StrEnum):
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class Mode(StrEnum):
+    # ``live`` is every real deployment; ``development`` and ``test`` relax only what a laptop
+    # cannot provide (a generated SECRET_KEY, plain-HTTP identity provider on loopback).
+    LIVE = "live"
+    DEVELOPMENT = "development"
+    TEST = "test"
+
+
+class Serve(StrEnum):
+    ALL = "all"
+    INGRESS = "ingress"
+    CONSOLE = "console"
+
+
+DEFAULT_DATABASE_URL = "sqlite:///instance/console.sqlite3"
+
+
+def _read(environ: Mapping[str, str], name: str, *, secret: bool = False) -> str | None:
+    """Value of ``name``, or the content of the file named by ``name_FILE`` for secrets."""
+    value = environ.get(name)
+    file_name = environ.get(f"{name}_FILE") if secret else None
+    if value is not None and file_name is not None:
+        raise ConfigError(f"{name} and {name}_FILE are both set; set only one")
+    if file_name is not None:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {file_name!r} ({exc.strerror})") from None
+    return value.strip() if value is not None else None
+
+
+def _choice(environ, name, enum, default=None):
+    raw = _read(environ, name)
+    if raw is None or raw == "":
+        if default is None:
+            allowed = ", ".join(m.value for m in enum)
+            raise ConfigError(f"{name} is required (one of: {allowed})")
+        return default
+    try:
+        return enum(raw.lower())
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise ConfigError(f"{name}={raw!r} is not valid (one of: {allowed})") from None
+
+
+def _int(environ, name, default, *, minimum, maximum):
+    raw = _read(environ, name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} is out of range ({minimum}..{maximum})")
+    return value
+
+
+def _float(environ, name, default, *, minimum, maximum):
+    raw = _read(environ, name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} is out of range ({minimum}..{maximum})")
+    return value
+
+
+def _bool(environ, name, default):
+    raw = _read(environ, name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
+
+
+def _database_url(environ) -> str:
+    url = _read(environ, "DATABASE_URL", secret=True) or DEFAULT_DATABASE_URL
+    scheme = url.split(":", 1)[0]
+    if scheme in {"postgres", "postgresql"}:
+        # SQLAlchemy wants an explicit driver; psycopg 3 is the one we install.
+        url = "postgresql+psycopg:" + url.split(":", 1)[1]
+    elif scheme not in {"sqlite", "postgresql+psycopg"}:
+        raise ConfigError(
+            "DATABASE_URL must be a postgresql:// or sqlite:/// URL "
+            f"(got scheme {scheme!r})"
+        )
+    return url
+
+
+def _cidrs(environ, name) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    raw = _read(environ, name) or ""
+    networks = []
+    for item in raw.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR block") from None
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: Environment
+    mode: Mode
+    secret_key: str = field(repr=False)
+    database_url: str = field(repr=False)
+    serve: Serve = Serve.ALL
+    # Number of reverse proxies in front of us whose X-Forwarded-* headers are trusted.
+    trusted_proxy_count: int = 0
+    max_form_bytes: int = 1024 * 1024
+    db_connect_timeout_s: int = 1
+    db_pool_timeout_s: float = 1.0
+    db_pool_size: int = 5
+    log_level: str = "INFO"
+    # Ask browsers to use HTTPS only; off only for plain-HTTP local development.
+    hsts: bool = True
+    instance_path: str = "instance"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def relaxed(self) -> bool:
+        """True where laptop conveniences are allowed (never in a live deployment)."""
+        return self.mode is not Mode.LIVE
+
+    @property
+    def database_backend(self) -> str:
+        return "sqlite" if self.database_url.startswith("sqlite") else "postgresql"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        environment = _choice(env, "CONSOLE_ENVIRONMENT", Environment)
+        mode = _choice(env, "CONSOLE_MODE", Mode, Mode.LIVE)
+        if mode is not Mode.LIVE and environment is Environment.PRODUCTION:
+            raise ConfigError(
+                f"CONSOLE_MODE={mode.value} is not allowed with CONSOLE_ENVIRONMENT=production"
+            )
+        secret_key = _read(env, "SECRET_KEY", secret=True)
+        if not secret_key:
+            if mode is Mode.LIVE:
+                raise ConfigError(
+                    "SECRET_KEY is required (or SECRET_KEY_FILE); generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                )
+            secret_key = _secrets.token_urlsafe(48)
+        elif len(secret_key) < 32:
+            raise ConfigError("SECRET_KEY is too short (at least 32 characters)")
+        log_level = (_read(env, "LOG_LEVEL") or "INFO").upper()
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"LOG_LEVEL={log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+        database_url = _database_url(env)
+        if environment is Environment.PRODUCTION and database_url.startswith("sqlite"):
+            raise ConfigError("DATABASE_URL: production requires PostgreSQL, not SQLite")
+        return cls(
+            environment=environment,
+            mode=mode,
+            secret_key=secret_key,
+            database_url=database_url,
+            serve=_choice(env, "CONSOLE_SERVE", Serve, Serve.ALL),
+            trusted_proxy_count=_int(env, "CONSOLE_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5),
+            max_form_bytes=_int(
+                env, "CONSOLE_MAX_FORM_BYTES", 1024 * 1024, minimum=1024, maximum=16 * 1024 * 1024
+            ),
+            db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT", 1, minimum=1, maximum=30),
+            db_pool_timeout_s=_float(env, "DB_POOL_TIMEOUT", 1.0, minimum=0.1, maximum=30),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 5, minimum=1, maximum=100),
+            log_level=log_level,
+            hsts=_bool(env, "CONSOLE_HSTS", True),
+            instance_path=_read(env, "CONSOLE_INSTANCE_PATH") or "instance",
+        )
+
+    def replace(self, **changes) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+def require_https_url(name: str, url: str, settings: Settings) -> str:
+    """Validate an outbound URL: HTTPS in live mode; plain HTTP only to loopback when relaxed."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url.rstrip("/")
+    loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if parts.scheme == "http" and settings.relaxed and loopback:
+        return url.rstrip("/")
+    raise ConfigError(f"{name} must be an https:// URL (got {url!r})")

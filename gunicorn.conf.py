@@ -1,0 +1,57 @@
+"""gunicorn settings for the console (`gunicorn -c gunicorn.conf.py wsgi:app`).
+
+Environment: CONSOLE_BIND (default 127.0.0.1:8443), TLS_CERT_FILE + TLS_KEY_FILE (serve HTTPS
+directly; leave unset behind a TLS-terminating proxy), WEB_CONCURRENCY, WEB_THREADS.
+The startup checks (environment stamp, migration head) run once in the master, before forking.
+"""
+
+import os
+
+from console.observability.logging import logging_config
+
+bind = os.environ.get("CONSOLE_BIND", "127.0.0.1:8443")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "8"))
+# Authorization answers must leave within FINCI's 3 s; nothing legitimate runs this long.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Request-line and header limits: webhook headers are small; refuse anything unusual early.
+limit_request_line = 4096
+limit_request_fields = 60
+limit_request_field_size = 8190
+# X-Forwarded-* is interpreted by the app (ProxyFix with CONSOLE_TRUSTED_PROXY_COUNT) only.
+forwarded_allow_ips = ""
+proxy_allow_ips = ""
+
+certfile = os.environ.get("TLS_CERT_FILE") or None
+keyfile = os.environ.get("TLS_KEY_FILE") or None
+if bool(certfile) != bool(keyfile):
+    raise SystemExit("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
+if certfile:
+    import ssl
+
+    ssl_version = ssl.PROTOCOL_TLS_SERVER
+    ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+logconfig_dict = logging_config(os.environ.get("LOG_LEVEL", "INFO").upper())
+accesslog = "-"
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+
+
+def on_starting(server):
+    # Once, in the master: a mismatched environment or pending migration stops the deploy here.
+    from console.db import Database
+    from console.settings import ConfigError, Settings
+    from console.startup import check
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        raise SystemExit(f"configuration error: {error}") from None
+    database = Database.from_settings(settings)
+    try:
+        check(settings, database)
+    finally:
+        database.dispose()

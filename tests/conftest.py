@@ -1,0 +1,260 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL, schema by `alembic upgrade head`),
+each test inside a rolled-back transaction, an app wired to it, and the card-number scanner that
+fails the run if any full card number reaches a log line or a response.
+
+CONSOLE_TEST_DATABASES selects backends (default "sqlite,postgresql"); CONSOLE_TEST_PG_URL points
+at a PostgreSQL server where the suite may create and drop its own databases.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from console import create_app, migrate
+from console.db import Database, make_engine
+from console.observability.logging import JsonFormatter, RedactingFilter
+from console.security.redaction import find_pans
+from console.settings import Environment, Mode, Settings
+
+BACKENDS = [b.strip() for b in os.environ.get("CONSOLE_TEST_DATABASES",
+                                              "sqlite,postgresql").split(",") if b.strip()]
+PG_SERVER = os.environ.get("CONSOLE_TEST_PG_URL",
+                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 40
+
+
+# --- card-number scanner ---------------------------------------------------------------------
+
+class PanScanner:
+    def __init__(self):
+        self.hits: list[tuple[str, str]] = []
+
+    def scan(self, text_: str, where: str) -> None:
+        for pan in find_pans(text_):
+            self.hits.append((where, pan))
+
+
+PAN_SCANNER = PanScanner()
+
+
+class _ScanningHandler(logging.Handler):
+    """Formats every record exactly as production handlers do, then scans the output."""
+
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.addFilter(RedactingFilter())
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record):
+        PAN_SCANNER.scan(self.format(record), f"log:{record.name}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scan_logs_for_card_numbers():
+    handler = _ScanningHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    yield PAN_SCANNER
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+@pytest.fixture
+def pan_scanner():
+    return PAN_SCANNER
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if PAN_SCANNER.hits:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = [f"  {where}: {pan}" for where, pan in PAN_SCANNER.hits[:20]]
+        message = "FULL CARD NUMBERS LEAKED (shown masked):\n" + "\n".join(lines)
+        if reporter:
+            reporter.write_line(message, red=True)
+        session.exitstatus = 1
+
+
+# --- databases -------------------------------------------------------------------------------
+
+def _pg_admin_engine():
+    return create_engine(PG_SERVER, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+
+
+class DatabaseFactory:
+    """Makes migrated databases for one backend: a template once, then cheap copies."""
+
+    def __init__(self, backend: str, workdir: Path):
+        self.backend = backend
+        self.workdir = workdir
+        self.created: list[str] = []
+        self.template_url = self._new_migrated()
+
+    def _new_migrated(self) -> str:
+        url = self._empty()
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        return url
+
+    def _empty(self) -> str:
+        name = f"console_test_{uuid.uuid4().hex[:12]}"
+        self.created.append(name)
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.workdir / (name + '.sqlite3')}"
+        admin = _pg_admin_engine()
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        return PG_SERVER.rsplit("/", 1)[0] + "/" + name
+
+    def empty(self) -> str:
+        """A database with no schema (for migration tests)."""
+        return self._empty()
+
+    def fresh(self) -> str:
+        """A new migrated database of its own, for tests that commit or run processes."""
+        name = f"console_test_{uuid.uuid4().hex[:12]}"
+        self.created.append(name)
+        if self.backend == "sqlite":
+            source = Path(self.template_url.removeprefix("sqlite:///"))
+            target = self.workdir / (name + ".sqlite3")
+            shutil.copyfile(source, target)
+            return f"sqlite:///{target}"
+        template = self.template_url.rsplit("/", 1)[1]
+        admin = _pg_admin_engine()
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        admin.dispose()
+        return PG_SERVER.rsplit("/", 1)[0] + "/" + name
+
+    def drop_all(self) -> None:
+        if self.backend == "sqlite":
+            return
+        admin = _pg_admin_engine()
+        with admin.connect() as connection:
+            for name in self.created:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+_FACTORIES: dict[str, DatabaseFactory] = {}
+
+
+@pytest.fixture(scope="session")
+def database_factories(tmp_path_factory) -> Iterator[dict[str, DatabaseFactory]]:
+    yield _FACTORIES
+    for factory in _FACTORIES.values():
+        factory.drop_all()
+
+
+def _factory(backend: str, factories, tmp_path_factory) -> DatabaseFactory:
+    if backend not in factories:
+        factories[backend] = DatabaseFactory(backend, tmp_path_factory.mktemp(backend))
+    return factories[backend]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_factory(backend, database_factories, tmp_path_factory) -> DatabaseFactory:
+    return _factory(backend, database_factories, tmp_path_factory)
+
+
+_ENGINES: dict[str, object] = {}
+
+
+@pytest.fixture
+def engine(db_factory):
+    """The shared migrated database of this backend (tests roll back, so sharing is safe)."""
+    if db_factory.backend not in _ENGINES:
+        _ENGINES[db_factory.backend] = make_engine(db_factory.template_url)
+    return _ENGINES[db_factory.backend]
+
+
+@pytest.fixture
+def connection(engine):
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        if outer.is_active:
+            outer.rollback()
+
+
+@pytest.fixture
+def bound_sessionmaker(connection):
+    # Every commit inside the code under test releases a SAVEPOINT; the outer transaction rolls
+    # everything back after the test.
+    return sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
+                        expire_on_commit=False)
+
+
+@pytest.fixture
+def db_session(bound_sessionmaker) -> Iterator[Session]:
+    session = bound_sessionmaker()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def test_database(engine, bound_sessionmaker) -> Database:
+    database = Database(engine)
+    database.sessionmaker = bound_sessionmaker
+    return database
+
+
+def make_settings(url: str = "sqlite://", **overrides) -> Settings:
+    values = dict(environment=Environment.SANDBOX, mode=Mode.TEST, secret_key=TEST_SECRET_KEY,
+                  database_url=url)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(db_factory) -> Settings:
+    return make_settings(db_factory.template_url)
+
+
+def _scan_responses(app):
+    @app.after_request
+    def _scan(response):
+        if not response.direct_passthrough and response.mimetype and (
+                response.mimetype.startswith("text/") or response.mimetype.endswith("json")):
+            PAN_SCANNER.scan(response.get_data(as_text=True), f"response:{response.status_code}")
+        return response
+
+
+class HttpsClient(FlaskClient):
+    """The console only serves HTTPS (cookies are Secure, __Host-): test it that way."""
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("base_url", "https://localhost")
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def app(settings, test_database):
+    application = create_app(settings, database=test_database)
+    application.config["TESTING"] = True
+    application.test_client_class = HttpsClient
+    _scan_responses(application)
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
