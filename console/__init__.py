@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         PREFERRED_URL_SCHEME="https",
         JSON_ERROR_BLUEPRINTS=MACHINE_BLUEPRINTS,
         TEMPLATES_AUTO_RELOAD=False,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
     app.extensions["settings"] = settings
     if settings.trusted_proxy_count:

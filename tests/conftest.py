@@ -99,7 +99,10 @@ class DatabaseFactory:
         self.backend = backend
         self.workdir = workdir
         self.created: list[str] = []
+        # The template is never connected to again (PostgreSQL copies only idle templates);
+        # tests share a copy of it and roll back, or take a fresh copy of their own.
         self.template_url = self._new_migrated()
+        self.shared_url = self.fresh()
 
     def _new_migrated(self) -> str:
         url = self._empty()
@@ -155,6 +158,8 @@ _FACTORIES: dict[str, DatabaseFactory] = {}
 @pytest.fixture(scope="session")
 def database_factories(tmp_path_factory) -> Iterator[dict[str, DatabaseFactory]]:
     yield _FACTORIES
+    for engine in _ENGINES.values():
+        engine.dispose()
     for factory in _FACTORIES.values():
         factory.drop_all()
 
@@ -182,7 +187,7 @@ _ENGINES: dict[str, object] = {}
 def engine(db_factory):
     """The shared migrated database of this backend (tests roll back, so sharing is safe)."""
     if db_factory.backend not in _ENGINES:
-        _ENGINES[db_factory.backend] = make_engine(db_factory.template_url)
+        _ENGINES[db_factory.backend] = make_engine(db_factory.shared_url)
     return _ENGINES[db_factory.backend]
 
 
@@ -226,7 +231,7 @@ def make_settings(url: str = "sqlite://", **overrides) -> Settings:
 
 @pytest.fixture
 def settings(db_factory) -> Settings:
-    return make_settings(db_factory.template_url)
+    return make_settings(db_factory.shared_url)
 
 
 def _scan_responses(app):

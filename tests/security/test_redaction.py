@@ -1,0 +1,59 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from console.security.redaction import find_pans, luhn_valid, mask_pan, redact_text, redact_value
+
+TEST_CARDS = ["4111111111111111", "5555555555554444", "378282246310005", "6011111111111117",
+              "4000056655665556", "3530111333300000", "4222222222222"]
+
+
+@pytest.mark.parametrize("pan", TEST_CARDS)
+def test_well_known_test_cards_are_masked_to_first_six_and_last_four(pan):
+    masked = redact_text(f"card {pan} declined")
+    assert pan not in masked
+    assert f"card {pan[:6]}{'*' * (len(pan) - 10)}{pan[-4:]} declined" == masked
+
+
+@pytest.mark.parametrize("written", ["4111 1111 1111 1111", "4111-1111-1111-1111",
+                                     "5555 5555 5555 4444"])
+def test_separated_card_numbers_are_masked(written):
+    assert find_pans(redact_text(f"x{written}y")) == []
+    assert "*" in redact_text(written)
+
+
+@pytest.mark.parametrize("text", [
+    "order 4111111111111112 (fails Luhn)",
+    "unix time 1614265330",
+    "12345678901234567890123 is too long to be a card",
+    "2026-11-27 12:00:00",
+])
+def test_non_card_digit_runs_are_left_alone(text):
+    assert redact_text(text) == text
+
+
+def test_luhn():
+    assert luhn_valid("79927398713")
+    assert not luhn_valid("79927398710")
+
+
+def test_mask_keeps_at_most_first_six_and_last_four():
+    assert mask_pan("4111111111111111") == "411111******1111"
+
+
+def test_redact_value_walks_nested_json():
+    value = {"a": ["x 4111111111111111"], "b": {"c": 5555555555554444}, "d": True, "e": 7}
+    redacted = redact_value(value)
+    assert find_pans(str(redacted)) == []
+    assert redacted["d"] is True and redacted["e"] == 7
+
+
+@given(st.text())
+def test_redaction_never_leaves_a_card_number(text):
+    assert find_pans(redact_text(text)) == []
+
+
+@given(st.sampled_from(TEST_CARDS), st.text(alphabet="ab -:", max_size=5),
+       st.text(alphabet="ab -:", max_size=5))
+def test_redaction_catches_cards_inside_text(pan, before, after):
+    assert find_pans(redact_text(before + pan + after)) == []
