@@ -11,6 +11,10 @@ class AuditAction(StrEnum):
     AUDIT_CHAIN_VERIFY = "audit.chain.verify"
     AUDIT_CHECKPOINT_SIGN = "audit.checkpoint.sign"
 
+    # Flow kill switches
+    FLOW_SWITCH_ENABLE = "flows.switch.enable"
+    FLOW_SWITCH_DISABLE = "flows.switch.disable"
+
 
 class Outcome(StrEnum):
     SUCCESS = "success"

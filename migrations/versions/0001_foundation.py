@@ -1,4 +1,4 @@
-"""foundation: deployment stamp and audit log
+"""foundation: deployment stamp, audit log and flow switches
 
 Revision ID: 0001_foundation
 Revises:
@@ -55,6 +55,15 @@ def upgrade() -> None:
     sa.CheckConstraint('id = 1', name=op.f('ck_deployment_single_row')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deployment'))
     )
+    op.create_table('flow_switch',
+    sa.Column('flow', sa.String(length=40), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('changed_by', sa.String(length=200), nullable=False),
+    sa.Column('reason', sa.String(length=500), nullable=False),
+    sa.Column('revert_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('flow', name=op.f('pk_flow_switch'))
+    )
     _append_only_guard()
 
 
@@ -96,6 +105,7 @@ def _drop_append_only_guard() -> None:
 
 def downgrade() -> None:
     _drop_append_only_guard()
+    op.drop_table('flow_switch')
     op.drop_table('deployment')
     op.drop_table('audit_head')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:

@@ -1,0 +1,63 @@
+"""The console as production runs it: gunicorn, TLS, startup checks in the master process."""
+
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.support.servers import ROOT, Gunicorn, console_env
+
+pytestmark = pytest.mark.slow
+
+
+def _flask(env, *args):
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def initialised(db_factory):
+    url = db_factory.empty()
+    env = console_env(url)
+    result = _flask(env, "db", "upgrade", "--json")
+    assert result.returncode == 0, result.stderr
+    return env
+
+
+def test_serves_https_pages_with_the_environment_banner(initialised, tmp_path, pan_scanner):
+    with Gunicorn(initialised, tls_dir=tmp_path) as server:
+        response = requests.get(server.url + "/", verify=server.verify, timeout=5)
+        assert 'data-testid="environment-banner"' in response.text
+        assert "SANDBOX" in response.text
+        assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+        assert requests.get(server.url + "/readyz", verify=server.verify, timeout=5).json()[
+            "status"] == "ok"
+    pan_scanner.scan(server.output(), "gunicorn")
+
+
+def test_refuses_to_start_against_the_other_environments_database(initialised, tmp_path):
+    env = dict(initialised, CONSOLE_ENVIRONMENT="production", CONSOLE_MODE="live")
+    if env["DATABASE_URL"].startswith("sqlite"):
+        env["DATABASE_URL"] = env["DATABASE_URL"]  # production refuses SQLite outright
+    server = Gunicorn(env, startup_timeout=20)
+    with pytest.raises(RuntimeError) as refused:
+        server.start()
+    message = str(refused.value)
+    assert ("belongs to the sandbox environment" in message
+            or "production requires PostgreSQL" in message)
+
+
+def test_db_upgrade_refuses_the_other_environments_database(initialised):
+    env = dict(initialised, CONSOLE_ENVIRONMENT="production", CONSOLE_MODE="live")
+    result = _flask(env, "db", "upgrade")
+    assert result.returncode != 0
+    assert "sandbox" in result.stderr or "PostgreSQL" in result.stderr
+
+
+def test_configuration_errors_are_one_clear_line(initialised):
+    env = dict(initialised, CONSOLE_ENVIRONMENT="staging")
+    result = _flask(env, "db", "current")
+    assert result.returncode != 0
+    assert "configuration error: CONSOLE_ENVIRONMENT='staging' is not valid" in result.stderr
+    assert "Traceback" not in result.stderr
