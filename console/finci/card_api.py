@@ -143,14 +143,20 @@ def _quote_token_id(token_id: str) -> str:
     return quote(token_id, safe="")
 
 
-def _clean_errors(value: object) -> tuple[str, ...]:
-    # Error codes end up in messages and logs; anything not code-shaped is replaced, not shown.
+def _clean_errors(value: object, redact: tuple[str, ...]) -> tuple[str, ...]:
+    """Error codes fit for messages and logs: anything not code-shaped is replaced, and so is
+    anything containing one of our credentials, should an upstream ever echo them back."""
     if not isinstance(value, list):
         return ()
-    return tuple(
-        item if isinstance(item, str) and _ERROR_CODE_RE.fullmatch(item) else "<unrecognised>"
-        for item in value[:_MAX_ERRORS_KEPT]
-    )
+    cleaned = []
+    for item in value[:_MAX_ERRORS_KEPT]:
+        if not isinstance(item, str) or not _ERROR_CODE_RE.fullmatch(item):
+            cleaned.append("<unrecognised>")
+        elif any(credential in item for credential in redact):
+            cleaned.append("<redacted>")
+        else:
+            cleaned.append(item)
+    return tuple(cleaned)
 
 
 def _reject_constant(_name: str) -> Any:
@@ -222,6 +228,7 @@ class CardApiClient:
         self._base_path = parts.path.rstrip("/")
         self._token = token
         self._secret = secret_bytes
+        self._redact = (token, secret_bytes.decode("utf-8", "replace"))
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._backoff = backoff
@@ -319,9 +326,9 @@ class CardApiClient:
                 raise CardApiError(ErrorKind.TRANSPORT, attempts=attempt) from None
             else:
                 if status != 429 and status < 500:
-                    return _interpret(status, raw, attempt)
+                    return _interpret(status, raw, attempt, self._redact)
                 envelope = _envelope(raw)
-                errors = _clean_errors(envelope.get("errors")) if envelope else ()
+                errors = _clean_errors(envelope.get("errors"), self._redact) if envelope else ()
                 failure = CardApiError(ErrorKind.HTTP, errors, status, attempts=attempt)
                 retry_after = _retry_after(response_headers)
             if attempt >= self._max_attempts:
@@ -367,12 +374,11 @@ class _Retryable(Exception):
     """Internal marker: the attempt failed in transport and may be retried."""
 
 
-def _interpret(status: int, raw: bytes, attempt: int) -> dict[str, Any]:
+def _interpret(status: int, raw: bytes, attempt: int, redact: tuple[str, ...]) -> dict[str, Any]:
     envelope = _envelope(raw)
     if envelope is not None and envelope["status"] == contract.CARD_API_STATUS_ERROR:
-        raise CardApiError(
-            ErrorKind.REJECTED, _clean_errors(envelope.get("errors")), status, attempts=attempt
-        )
+        errors = _clean_errors(envelope.get("errors"), redact)
+        raise CardApiError(ErrorKind.REJECTED, errors, status, attempts=attempt)
     if not 200 <= status < 300:
         raise CardApiError(ErrorKind.HTTP, (), status, attempts=attempt)
     if envelope is None:
