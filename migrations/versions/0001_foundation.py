@@ -1,4 +1,4 @@
-"""foundation: deployment stamp, audit log and flow switches
+"""foundation: deployment stamp, audit log, flow switches and job status
 
 Revision ID: 0001_foundation
 Revises:
@@ -64,6 +64,17 @@ def upgrade() -> None:
     sa.Column('revert_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('flow', name=op.f('pk_flow_switch'))
     )
+    op.create_table('job_status',
+    sa.Column('name', sa.String(length=80), nullable=False),
+    sa.Column('last_started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_outcome', sa.String(length=10), nullable=True),
+    sa.Column('last_summary', sa.String(length=500), nullable=True),
+    sa.Column('runs', sa.Integer(), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('runner', sa.String(length=100), nullable=True),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_job_status'))
+    )
     _append_only_guard()
 
 
@@ -105,6 +116,7 @@ def _drop_append_only_guard() -> None:
 
 def downgrade() -> None:
     _drop_append_only_guard()
+    op.drop_table('job_status')
     op.drop_table('flow_switch')
     op.drop_table('deployment')
     op.drop_table('audit_head')

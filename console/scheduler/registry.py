@@ -1,0 +1,33 @@
+"""Every periodic job, in one list. A feature adds a line here for each job it defines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from console.audit import Actor
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every: dt.timedelta
+    # (session, actor, now) -> short summary for the job-status table; raise on failure.
+    run: Callable[[Session, Actor, dt.datetime], str]
+    description: str
+
+
+def _revert_flows(session: Session, _actor: Actor, now: dt.datetime) -> str:
+    from console.flows.services import revert_due
+
+    reverted = revert_due(session, now)
+    return f"reverted {', '.join(reverted)}" if reverted else "nothing due"
+
+
+JOBS: tuple[Job, ...] = (
+    Job("flows.auto_revert", dt.timedelta(seconds=30), _revert_flows,
+        "Turn flows back on when their auto-revert time has passed"),
+)
