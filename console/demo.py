@@ -1,0 +1,233 @@
+"""`make demo`: the whole console on one machine with the embedded defaults.
+
+Starts, and supervises until Ctrl-C: the local OpenID Connect provider (idp/), the console under
+gunicorn with TLS on https://localhost:8443, the worker, the scheduler and the FINCI simulator in
+steady mode. State (SQLite database, generated secrets, certificate) lives in `.demo/` and
+survives restarts; delete that folder to start over.
+
+Nothing here is used in production: it only sets environment variables and starts the same
+commands an operator would run (`flask --app wsgi db upgrade`, `gunicorn ...`, `flask --app
+wsgi worker`, `flask --app wsgi scheduler`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from console.devcert import write_self_signed
+
+ROOT = Path(__file__).resolve().parent.parent
+PERSONAS = ("viewer", "operator", "oncall", "compliance", "admin")
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+
+@dataclass
+class Demo:
+    state: Path
+    port: int
+    idp_port: int
+    card_api_port: int
+    simulate: bool
+    rate: float
+    children: list[Child] = field(default_factory=list)
+
+    # --- state -------------------------------------------------------------------------------
+
+    def _secret(self, name: str, make) -> Path:
+        path = self.state / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(make())
+        return path
+
+    def prepare(self) -> dict[str, str]:
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / "logs").mkdir(exist_ok=True)
+        write_self_signed(self.state / "cert.pem", self.state / "key.pem")
+        from console.finci.webhook_signature import WebhookSecret
+
+        secret_key = self._secret("secret_key", lambda: secrets.token_urlsafe(48))
+        webhook_secret = self._secret("webhook_secret", lambda: WebhookSecret.generate().export())
+        client_secret = self._secret("oidc_client_secret", lambda: secrets.token_urlsafe(32))
+        api_token = self._secret("finci_api_token", lambda: secrets.token_urlsafe(24))
+        api_secret = self._secret("finci_api_secret", lambda: secrets.token_urlsafe(32))
+        base = f"https://localhost:{self.port}"
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("CONSOLE_", "OIDC_", "FINCI_", "DATABASE_", "SECRET_KEY"))}
+        env.update({
+            "PYTHONPATH": str(ROOT),
+            "CONSOLE_ENVIRONMENT": "sandbox",
+            "CONSOLE_MODE": "development",
+            "SECRET_KEY_FILE": str(secret_key),
+            "DATABASE_URL": f"sqlite:///{self.state / 'console.sqlite3'}",
+            "CONSOLE_BIND": f"127.0.0.1:{self.port}",
+            "TLS_CERT_FILE": str(self.state / "cert.pem"),
+            "TLS_KEY_FILE": str(self.state / "key.pem"),
+            "WEB_CONCURRENCY": "2",
+            "OIDC_CLIENT_ID": "finci-console",
+            "OIDC_CLIENT_SECRET_FILE": str(client_secret),
+            "FINCI_WEBHOOK_SECRETS_FILE": str(webhook_secret),
+            "FINCI_API_BASE_URL": f"http://127.0.0.1:{self.card_api_port}",
+            "FINCI_API_TOKEN_FILE": str(api_token),
+            "FINCI_API_SECRET_FILE": str(api_secret),
+            "DEMO_CONSOLE_URL": base,
+        })
+        return env
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
+        log_path = self.state / "logs" / f"{name}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    def start_idp(self, env: dict[str, str]) -> str:
+        base = env["DEMO_CONSOLE_URL"]
+        idp_env = dict(env, IDP_PORT=str(self.idp_port), IDP_CLIENT_ID=env["OIDC_CLIENT_ID"],
+                       IDP_CLIENT_SECRET=Path(env["OIDC_CLIENT_SECRET_FILE"]).read_text(),
+                       IDP_REDIRECT_URIS=f"{base}/auth/callback",
+                       IDP_POST_LOGOUT_REDIRECT_URIS=f"{base}/ {base}/auth/signed-out")
+        node = shutil.which("node") or "node"
+        process = subprocess.Popen([node, "server.js"], cwd=ROOT / "idp", env=idp_env,
+                                   stdout=subprocess.PIPE, stderr=open(  # noqa: SIM115
+                                       self.state / "logs" / "idp.log", "ab"),
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        self.children.append(Child("idp", process, self.state / "logs" / "idp.log"))
+        line = process.stdout.readline().decode()
+        if not line:
+            raise SystemExit("the identity provider did not start; see .demo/logs/idp.log")
+        return json.loads(line)["issuer"]
+
+    def flask(self, env: dict[str, str], *args: str) -> None:
+        result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args],
+                                cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"`flask {' '.join(args)}` failed:\n{result.stderr[-3000:]}")
+
+    def wait_healthy(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_children()
+            try:
+                if requests.get(url, timeout=1, verify=str(self.state / "cert.pem")).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise SystemExit(f"{url} did not become healthy; see .demo/logs/")
+
+    def check_children(self) -> None:
+        for child in self.children:
+            if child.process.poll() is not None:
+                raise SystemExit(f"{child.name} stopped (exit {child.process.returncode}); "
+                                 f"see {child.log_path}")
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                os.killpg(child.process.pid, signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.process.pid, signal.SIGKILL)
+
+    def run(self) -> None:
+        env = self.prepare()
+        issuer = self.start_idp(env)
+        env["OIDC_ISSUER"] = issuer
+        self.flask(env, "db", "upgrade")
+        if _has_command(env, "demo"):
+            self.flask(env, "demo", "seed")
+        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+        self.start("web", [str(Path(sys.executable).parent / "gunicorn"), "-c",
+                           str(ROOT / "gunicorn.conf.py"), "wsgi:app"], env)
+        self.wait_healthy(f"{env['DEMO_CONSOLE_URL']}/healthz")
+        if _has_command(env, "worker"):
+            self.start("worker", [*flask, "worker"], env)
+        self.start("scheduler", [*flask, "scheduler"], env)
+        if self.simulate and (ROOT / "console" / "simulator").exists():
+            self.start("simulator", [
+                sys.executable, "-m", "console.simulator", "steady",
+                "--console-url", env["DEMO_CONSOLE_URL"],
+                "--secret-file", env["FINCI_WEBHOOK_SECRETS_FILE"],
+                "--ca-file", str(self.state / "cert.pem"),
+                "--rate", str(self.rate),
+                "--card-api-port", str(self.card_api_port),
+                "--card-api-token-file", env["FINCI_API_TOKEN_FILE"],
+                "--card-api-secret-file", env["FINCI_API_SECRET_FILE"],
+            ], env)
+        print(_banner(env["DEMO_CONSOLE_URL"], issuer, self.state), flush=True)
+        while True:
+            self.check_children()
+            time.sleep(1)
+
+
+def _has_command(env: dict[str, str], name: str) -> bool:
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", name, "--help"],
+                            cwd=ROOT, env=env, capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def _banner(url: str, issuer: str, state: Path) -> str:
+    personas = ", ".join(PERSONAS)
+    return (
+        "\n  FINCI console demo (sandbox) is running\n"
+        f"    console:   {url}   (self-signed certificate: {state / 'cert.pem'})\n"
+        f"    sign in:   one click as any persona ({personas}) on the local identity provider\n"
+        f"    identity:  {issuer}\n"
+        f"    logs:      {state / 'logs'}/\n"
+        "  Ctrl-C stops everything; delete .demo/ to start from scratch.\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".demo")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--idp-port", type=int, default=8444)
+    parser.add_argument("--card-api-port", type=int, default=8445)
+    parser.add_argument("--rate", type=float, default=2.0, help="simulated messages per second")
+    parser.add_argument("--no-simulator", action="store_true")
+    args = parser.parse_args(argv)
+    demo = Demo(state=args.state_dir.resolve(), port=args.port, idp_port=args.idp_port,
+                card_api_port=args.card_api_port, simulate=not args.no_simulator,
+                rate=args.rate)
+
+    def _interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        demo.run()
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        demo.stop()
+
+
+if __name__ == "__main__":
+    main()
