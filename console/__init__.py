@@ -12,6 +12,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from console import errors, navigation, unit_of_work
+from console.auth import access as auth_access
 from console.db import Database
 from console.htmx import htmx
 from console.observability import logging as console_logging
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     errors.init_app(app)
     navigation.init_app(app)
     htmx.init_app(app)
+    auth_access.init_app(app, settings)
     permissions.public(app.view_functions["static"])
 
     app.jinja_env.globals["settings"] = settings
@@ -75,7 +77,11 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(health_bp)
     if settings.serve in (Serve.ALL, Serve.CONSOLE):
         from console.audit.routes import bp as audit_bp
+        from console.auth.admin_routes import bp as users_bp
+        from console.auth.routes import bp as auth_bp
         from console.home.routes import bp as home_bp
 
         app.register_blueprint(home_bp)
         app.register_blueprint(audit_bp)
+        app.register_blueprint(auth_bp)
+        app.register_blueprint(users_bp)

@@ -114,6 +114,9 @@ def audit_verify(as_json: bool):
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(audit_group)
+    from console.auth.commands import auth_group
+
+    app.cli.add_command(auth_group)
     from console.scheduler.commands import scheduler_group
 
     app.cli.add_command(scheduler_group)

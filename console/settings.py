@@ -16,6 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from console.auth.settings import AuthSettings
+
 
 class ConfigError(ValueError):
     """Raised at start when configuration is missing or invalid; the message names the variable."""
@@ -151,6 +153,8 @@ class Settings:
     # Ask browsers to use HTTPS only; off only for plain-HTTP local development.
     hsts: bool = True
     instance_path: str = "instance"
+    # SSO, sessions, step-up and break-glass (console.auth.settings); disabled unless configured.
+    auth: AuthSettings = field(default_factory=AuthSettings.disabled)
 
     @property
     def is_production(self) -> bool:
@@ -190,6 +194,8 @@ class Settings:
         database_url = _database_url(env)
         if environment is Environment.PRODUCTION and database_url.startswith("sqlite"):
             raise ConfigError("DATABASE_URL: production requires PostgreSQL, not SQLite")
+        # Without OIDC the console still starts (health, ingress, break-glass); see console.auth.
+        auth = AuthSettings.from_env(env, relaxed=mode is not Mode.LIVE)
         return cls(
             environment=environment,
             mode=mode,
@@ -206,6 +212,7 @@ class Settings:
             log_level=log_level,
             hsts=_bool(env, "CONSOLE_HSTS", True),
             instance_path=_read(env, "CONSOLE_INSTANCE_PATH") or "instance",
+            auth=auth,
         )
 
     def replace(self, **changes) -> Settings:

@@ -263,3 +263,44 @@ def app(settings, test_database):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# --- personas (console.auth) -----------------------------------------------------------------
+
+@pytest.fixture
+def sign_in(app, db_session):
+    """``sign_in(client, "operator")``: the client, signed in as that persona (viewer, operator,
+    oncall, compliance, admin, multi) through console.auth's login service. The client gets
+    ``csrf_token`` (for POSTs: form field ``csrf_token`` or header ``X-CSRF-Token``) and
+    ``user_id``. See tests/support/personas.py."""
+    from tests.support.personas import sign_in_client
+
+    def _sign_in(client, persona: str, **kwargs):
+        return sign_in_client(app, db_session, client, persona, **kwargs)
+
+    return _sign_in
+
+
+@pytest.fixture
+def as_viewer(app, sign_in):
+    return sign_in(app.test_client(), "viewer")
+
+
+@pytest.fixture
+def as_operator(app, sign_in):
+    return sign_in(app.test_client(), "operator")
+
+
+@pytest.fixture
+def as_oncall(app, sign_in):
+    return sign_in(app.test_client(), "oncall")
+
+
+@pytest.fixture
+def as_compliance(app, sign_in):
+    return sign_in(app.test_client(), "compliance")
+
+
+@pytest.fixture
+def as_admin(app, sign_in):
+    return sign_in(app.test_client(), "admin")

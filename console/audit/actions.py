@@ -11,6 +11,20 @@ class AuditAction(StrEnum):
     AUDIT_CHAIN_VERIFY = "audit.chain.verify"
     AUDIT_CHECKPOINT_SIGN = "audit.checkpoint.sign"
 
+    # Identity and access (console.auth)
+    AUTH_SESSION_LOGIN = "auth.session.login"
+    AUTH_SESSION_LOGOUT = "auth.session.logout"
+    AUTH_SESSION_STEP_UP = "auth.session.step_up"
+    AUTH_ACCESS_DENY = "auth.access.deny"
+    AUTH_USER_CREATE = "auth.user.create"
+    AUTH_USER_DISABLE = "auth.user.disable"
+    AUTH_USER_ENABLE = "auth.user.enable"
+    AUTH_ROLES_CHANGE = "auth.roles.change"
+    AUTH_BREAK_GLASS_CREATE = "auth.break_glass.create"
+    AUTH_BREAK_GLASS_LOGIN = "auth.break_glass.login"
+    AUTH_BREAK_GLASS_LOCK = "auth.break_glass.lock"
+    AUTH_BREAK_GLASS_UNLOCK = "auth.break_glass.unlock"
+
     # Flow kill switches
     FLOW_SWITCH_ENABLE = "flows.switch.enable"
     FLOW_SWITCH_DISABLE = "flows.switch.disable"
