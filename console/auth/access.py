@@ -86,7 +86,7 @@ def send_to(app: Flask, url: str, *, status: int, description: str,
         response.headers["HX-Redirect"] = url
         abort(response)
     if not wants_json(app) and (request.method in {"GET", "HEAD"} or redirect_forms):
-        abort(redirect(url, 303))
+        abort(redirect(url, 302 if request.method in {"GET", "HEAD"} else 303))
     abort(status, description=description)
 
 
