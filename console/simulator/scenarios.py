@@ -204,8 +204,11 @@ class Ids:
 # --- building blocks of a card's script -------------------------------------------------------
 
 
-class _Script:
-    """Accumulates one card's steps; tracks what FINCI knows about the card meanwhile."""
+class ScriptBuilder:
+    """Builds one card's script step by step, tracking what FINCI knows about the card.
+
+    The scenario generators below use it; tests use it to write a precise script by hand.
+    """
 
     def __init__(self, card: SimCard, rng: random.Random, ids: Ids) -> None:
         self.card = card
@@ -218,7 +221,7 @@ class _Script:
     def done(self) -> CardScript:
         return CardScript(self.card.token_id, tuple(self.steps))
 
-    def _merchant(self, choices: Sequence[tuple[str, str, str]] = _MERCHANTS) -> dict[str, str]:
+    def merchant(self, choices: Sequence[tuple[str, str, str]] = _MERCHANTS) -> dict[str, str]:
         name, mcc, country = self.rng.choice(choices)
         return {"name": name, "mcc": mcc, "country": country}
 
@@ -246,7 +249,7 @@ class _Script:
     ) -> Step:
         auth_id = self.ids.next("auth")
         body = self._money(
-            MessageType.AUTHORIZATION, auth_id, amount, currency, merchant or self._merchant()
+            MessageType.AUTHORIZATION, auth_id, amount, currency, merchant or self.merchant()
         )
         body["advice"] = False
         step = Step(
@@ -261,7 +264,7 @@ class _Script:
 
     def finci_advice(self, amount: int, response_code: str) -> Step:
         body = self._money(
-            MessageType.AUTHORIZATION, self.ids.next("auth"), amount, None, self._merchant()
+            MessageType.AUTHORIZATION, self.ids.next("auth"), amount, None, self.merchant()
         )
         body.update(advice=True, response_code=response_code)
         step = Step(StepKind.FINCI_ADVICE, MappingProxyType(body), webhook_id=self.ids.next("msg"))
@@ -287,7 +290,7 @@ class _Script:
             currency = currency or auth.body["currency"]
         body = self._money(
             MessageType(kind.value), self.ids.next(prefix[kind]), amount, currency,
-            merchant or self._merchant(),
+            merchant or self.merchant(),
         )
         if authorization_id is not None:
             body["authorization_id"] = authorization_id
@@ -324,7 +327,7 @@ def happy_card_script(card: SimCard, rng: random.Random, ids: Ids) -> CardScript
     """Two to four ordinary transactions on an active card, drawn from the whole lifecycle:
     full and partial clearing, reversal, refund after clearing, presentment-first, a temporary
     suspension with a FINCI-decided decline, and the plastic being delivered."""
-    script = _Script(card, rng, ids)
+    script = ScriptBuilder(card, rng, ids)
     stories = ("full", "partial", "reversal", "refund", "offline", "suspension", "delivered")
     weights = (30, 15, 12, 12, 8, 4, 4)
     for _ in range(rng.randint(2, 4)):
@@ -334,7 +337,7 @@ def happy_card_script(card: SimCard, rng: random.Random, ids: Ids) -> CardScript
             script.follow_up(StepKind.PRESENTMENT, auth.body["amount"], auth)
         elif story == "partial":
             amount = script.amount(2_000, 20_000)
-            auth = script.authorize(amount, merchant=script._merchant(_ESTIMATING_MERCHANTS))
+            auth = script.authorize(amount, merchant=script.merchant(_ESTIMATING_MERCHANTS))
             script.follow_up(StepKind.PRESENTMENT, rng.randint(amount // 4, amount - 1), auth)
         elif story == "reversal":
             auth = script.authorize(script.amount())
@@ -364,7 +367,7 @@ def storm_card_script(
 ) -> CardScript:
     """Back-to-back authorizations on one card and nothing else: all the load lands on the
     console's 3-second answer path."""
-    script = _Script(card, rng, ids)
+    script = ScriptBuilder(card, rng, ids)
     for _ in range(authorizations):
         script.authorize(script.amount(100, 3_000))
     return script.done()
@@ -374,7 +377,7 @@ def clearing_failures_card_script(card: SimCard, rng: random.Random, ids: Ids) -
     """Clearing the console must accept (HTTP 200) and then flag: presentments over the hold,
     in another currency, twice for one authorization, or for an authorization never seen;
     a refund of an unknown authorization; and a legitimate presentment-first in between."""
-    script = _Script(card, rng, ids)
+    script = ScriptBuilder(card, rng, ids)
     failures = ("over_hold", "currency", "double", "unknown_auth", "unknown_refund")
     for story in [*rng.sample(failures, k=3), "offline"]:
         if story == "over_hold":
@@ -414,7 +417,7 @@ def unknown_card_script(rng: random.Random, ids: Ids, currency: str = "EUR") -> 
         token_status=TokenStatus.ACTIVE,
         token_stage=TokenStage.DIGITAL,
     )
-    script = _Script(ghost, rng, ids)
+    script = ScriptBuilder(ghost, rng, ids)
     script.follow_up(StepKind.PRESENTMENT, script.amount(), None)
     script.follow_up(StepKind.REFUND, script.amount(100, 500), None,
                      authorization_id=ids.next("auth") + "_unseen")
@@ -429,7 +432,7 @@ def compromise_card_script(card: SimCard, rng: random.Random, ids: Ids) -> CardS
     twice anyway, as it could while its own status check lags the change: the console must
     answer ``error`` to both. The earlier authorization still clears: it predates the event.
     """
-    script = _Script(card, rng, ids)
+    script = ScriptBuilder(card, rng, ids)
     first = script.authorize(script.amount())
     script.follow_up(StepKind.PRESENTMENT, first.body["amount"], first)
     pending = script.authorize(script.amount())

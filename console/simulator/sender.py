@@ -194,7 +194,7 @@ class Sender:
         self._clock = clock
         self._stop = stop or threading.Event()
         # ``sleep`` returns truthy when the run was stopped meanwhile (Event.wait's contract).
-        self._sleep = sleep or self._stop.wait
+        self._sleep = sleep if sleep is not None else self._stop.wait
         self._pacer = pacer
         self._on_card_status = on_card_status
         self._local = threading.local()
