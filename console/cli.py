@@ -120,3 +120,6 @@ def register_commands(app: Flask) -> None:
     from console.scheduler.commands import scheduler_group
 
     app.cli.add_command(scheduler_group)
+    from console.simulator.commands import simulate_group
+
+    app.cli.add_command(simulate_group)
