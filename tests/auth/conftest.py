@@ -17,13 +17,14 @@ CLIENT_SECRET = "client-secret-" + "c" * 24
 CALLBACK = "https://localhost/auth/callback"
 SIGNED_OUT = "https://localhost/auth/signed-out"
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+# The token is in every page's <body hx-headers> (and in each form).
+_CSRF = re.compile(r'"X-CSRF-Token": "([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 
 def csrf_from(html: str) -> str:
     match = _CSRF.search(html)
     assert match, "page has no CSRF token"
-    return match.group(1)
+    return match.group(1) or match.group(2)
 
 
 def anonymous_csrf(client) -> str:

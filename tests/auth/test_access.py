@@ -1,0 +1,111 @@
+"""The permission enforcer, checker and actor resolver installed by console.auth."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask import Blueprint
+from sqlalchemy import select, update
+
+from console.audit import AuditAction, record
+from console.audit.models import AuditEvent
+from console.auth.access import safe_next
+from console.auth.models import User
+from console.security.permissions import Permission, require
+from console.web_actor import current_actor
+
+
+def _denials(db_session) -> list[dict]:
+    rows = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "auth.access.deny"))
+    return [{"actor": r.actor_id, "outcome": r.outcome, **json.loads(r.details)} for r in rows]
+
+
+def test_an_anonymous_page_load_is_sent_to_sign_in_and_back(client):
+    response = client.get("/audit/?outcome=denied")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/auth/login?next=/audit/?outcome%3Ddenied"
+
+
+def test_an_anonymous_htmx_request_gets_hx_redirect_not_a_login_page(client):
+    response = client.get("/audit/verify", headers={
+        "HX-Request": "true", "HX-Current-URL": "https://localhost/audit/"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/auth/login?next=/audit/"
+    assert response.get_data() == b""
+
+
+def test_an_htmx_redirect_never_points_at_another_site(client):
+    response = client.get("/", headers={"HX-Request": "true",
+                                        "HX-Current-URL": "https://evil.example/x"})
+    assert response.headers["HX-Redirect"] == "/auth/login?next=/"
+
+
+def test_an_anonymous_json_request_gets_a_json_401(client):
+    response = client.get("/", headers={"Accept": "application/json"})
+    assert response.status_code == 401
+    assert response.json == {"status": "error", "error": "unauthorized"}
+
+
+def test_a_denial_is_audited_and_survives_the_error_rollback(as_viewer, db_session):
+    response = as_viewer.get("/audit/")
+    assert response.status_code == 403
+    assert _denials(db_session) == [{"actor": "viewer", "outcome": "denied",
+                                     "permission": "view_audit", "status": 403,
+                                     "method": "GET", "path": "/audit/"}]
+
+
+def test_an_anonymous_denial_is_audited(client, db_session):
+    client.get("/users/")
+    assert _denials(db_session)[0]["status"] == 401
+
+
+def test_navigation_shows_only_what_the_role_may_open(as_viewer, as_admin, as_compliance):
+    def nav(client):
+        page = client.get("/").get_data(as_text=True)
+        return page.split('aria-label="Main">')[1].split("</nav>")[0]
+
+    assert "Users" not in nav(as_viewer) and "Audit log" not in nav(as_viewer)
+    assert "Users" in nav(as_admin)
+    assert "Audit log" in nav(as_compliance) and "Users" not in nav(as_compliance)
+
+
+def test_audit_rows_name_the_signed_in_user(app, as_operator, db_session):
+    probe = Blueprint("probe", __name__)
+
+    @probe.post("/probe")
+    @require(Permission.REPLAY)
+    def act():
+        from console.unit_of_work import request_session
+
+        record(request_session(), actor=current_actor(), action=AuditAction.AUDIT_LOG_VIEW)
+        return "ok"
+
+    app.register_blueprint(probe)
+    assert as_operator.post("/probe", headers={"X-CSRF-Token": as_operator.csrf_token}).text \
+        == "ok"
+    row = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+    assert (row.actor_type, row.actor_id) == ("user", "operator")
+
+
+def test_a_disabled_user_is_anonymous_even_if_a_session_row_survived(as_admin, db_session):
+    db_session.execute(update(User).values(disabled_at=User.created_at))
+    db_session.commit()
+    assert as_admin.get("/users/").status_code == 302
+
+
+def test_card_data_reveal_belongs_to_no_role(app):
+    from console.security.permissions import ROLE_PERMISSIONS
+
+    assert all(Permission.REVEAL_CARD_DATA not in granted for granted in
+               ROLE_PERMISSIONS.values())
+
+
+@pytest.mark.parametrize("value", ["//evil.example/x", "https://evil.example", "/\\evil",
+                                   "evil", "", None])
+def test_next_never_leaves_the_console(value):
+    assert safe_next(value) == "/"
+
+
+def test_next_keeps_a_local_path_and_query():
+    assert safe_next("/audit/?actor=x") == "/audit/?actor=x"

@@ -1,0 +1,102 @@
+"""Server-side sessions: cookie flags, idle and absolute timeouts on an injected clock,
+invalidation, and no sessions for machines."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+
+from console.auth.models import ConsoleSession
+from console.auth.sessions import COOKIE_NAME
+from tests.auth.conftest import anonymous_csrf
+
+
+def _set_cookie_header(response) -> str:
+    cookies = [v for v in response.headers.getlist("Set-Cookie") if v.startswith(COOKIE_NAME)]
+    assert len(cookies) == 1, response.headers.getlist("Set-Cookie")
+    return cookies[0]
+
+
+def test_the_cookie_is_host_prefixed_secure_httponly_lax_and_expires_with_the_browser(client):
+    header = _set_cookie_header(client.get("/auth/login"))
+    attributes = [part.strip().lower() for part in header.split(";")[1:]]
+    assert set(attributes) == {"secure", "httponly", "path=/", "samesite=lax"}
+
+
+def test_only_a_hash_of_the_cookie_is_stored(client, sign_in, db_session):
+    sign_in(client, "viewer")
+    token = client.get_cookie(COOKIE_NAME, domain="localhost").value
+    stored = db_session.scalars(select(ConsoleSession.token_hash)).all()
+    assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+
+
+def test_a_session_ends_after_fifteen_idle_minutes(client, clock, sign_in, db_session):
+    sign_in(client, "viewer")
+    clock.advance(minutes=14, seconds=59)
+    assert client.get("/").status_code == 200
+    clock.advance(minutes=14, seconds=59)  # activity above restarted the idle timer
+    assert client.get("/").status_code == 200
+    clock.advance(minutes=15)
+    response = client.get("/audit/?actor=x")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/login?next=/audit/?actor%3Dx")
+    assert "expired=1" in response.headers["Location"]
+    assert db_session.scalars(select(ConsoleSession).where(
+        ConsoleSession.user_id.is_not(None))).all() == []
+
+
+def test_an_expired_session_in_an_htmx_request_answers_with_hx_redirect(
+        client, clock, sign_in):
+    sign_in(client, "viewer")
+    clock.advance(minutes=16)
+    response = client.get("/", headers={"HX-Request": "true",
+                                        "HX-Current-URL": "https://localhost/flows/"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/auth/login?next=/flows/&expired=1"
+    assert response.get_data() == b""
+
+
+def test_a_session_ends_after_twelve_hours_however_active(client, clock, sign_in):
+    sign_in(client, "viewer")
+    for _ in range(71):
+        clock.advance(minutes=10)
+        assert client.get("/").status_code == 200
+    clock.advance(minutes=10)  # 12 h since sign-in
+    assert client.get("/").status_code == 302
+
+
+def test_idle_time_is_recorded_at_most_once_a_minute(client, clock, sign_in, db_session):
+    sign_in(client, "viewer")
+    first = db_session.scalar(select(ConsoleSession.last_seen_at))
+    clock.advance(seconds=30)
+    client.get("/")
+    db_session.expire_all()
+    assert db_session.scalar(select(ConsoleSession.last_seen_at)) == first
+    clock.advance(seconds=30)
+    client.get("/")
+    db_session.expire_all()
+    assert db_session.scalar(select(ConsoleSession.last_seen_at)) == clock.now
+
+
+def test_an_unknown_cookie_is_cleared(client):
+    client.set_cookie(COOKIE_NAME, "not-a-session", domain="localhost", secure=True)
+    header = _set_cookie_header(client.get("/auth/login"))
+    # The login page creates a new anonymous session in place of the unknown one.
+    assert not header.startswith(f"{COOKIE_NAME}=not-a-session")
+    client.set_cookie(COOKIE_NAME, "not-a-session", domain="localhost", secure=True)
+    response = client.get("/no-such-page", headers={"Accept": "application/json"})
+    assert any(h.startswith(f"{COOKIE_NAME}=;") for h in response.headers.getlist("Set-Cookie"))
+
+
+def test_health_probes_and_the_webhook_ingress_never_get_a_session(client, db_session):
+    assert not client.get("/healthz").headers.getlist("Set-Cookie")
+    response = client.post("/webhooks/finci", data=b"{}",
+                           headers={"Content-Type": "application/json"})
+    assert not response.headers.getlist("Set-Cookie")
+    assert db_session.scalars(select(ConsoleSession)).all() == []
+
+
+def test_session_data_survives_between_requests(client):
+    token = anonymous_csrf(client)
+    assert anonymous_csrf(client) == token
