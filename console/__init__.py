@@ -79,9 +79,11 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from console.audit.routes import bp as audit_bp
         from console.auth.admin_routes import bp as users_bp
         from console.auth.routes import bp as auth_bp
+        from console.flows.routes import bp as flows_bp
         from console.home.routes import bp as home_bp
 
         app.register_blueprint(home_bp)
         app.register_blueprint(audit_bp)
         app.register_blueprint(auth_bp)
         app.register_blueprint(users_bp)
+        app.register_blueprint(flows_bp)
