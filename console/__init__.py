@@ -75,6 +75,10 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from console.health.routes import bp as health_bp
 
     app.register_blueprint(health_bp)
+    if settings.serve in (Serve.ALL, Serve.INGRESS):
+        from console.ingress.routes import bp as ingress_bp
+
+        app.register_blueprint(ingress_bp)
     if settings.serve in (Serve.ALL, Serve.CONSOLE):
         from console.audit.routes import bp as audit_bp
         from console.auth.admin_routes import bp as users_bp

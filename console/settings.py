@@ -14,9 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from console.auth.settings import AuthSettings
+
+if TYPE_CHECKING:
+    from console.ingress.settings import IngressSettings
+
+
+def _ingress_settings():
+    # Imported late: console.ingress.settings builds on this module's helpers.
+    from console.ingress import settings
+
+    return settings
 
 
 class ConfigError(ValueError):
@@ -155,6 +166,8 @@ class Settings:
     instance_path: str = "instance"
     # SSO, sessions, step-up and break-glass (console.auth.settings); disabled unless configured.
     auth: AuthSettings = field(default_factory=AuthSettings.disabled)
+    # Webhook ingress and event pipeline (console.ingress.settings); no secrets unless configured.
+    ingress: IngressSettings = field(default_factory=lambda: _ingress_settings().IngressSettings())
 
     @property
     def is_production(self) -> bool:
@@ -213,6 +226,9 @@ class Settings:
             hsts=_bool(env, "CONSOLE_HSTS", True),
             instance_path=_read(env, "CONSOLE_INSTANCE_PATH") or "instance",
             auth=auth,
+            ingress=_ingress_settings().IngressSettings.from_env(
+                env, environment=environment, mode=mode,
+                serve=_choice(env, "CONSOLE_SERVE", Serve, Serve.ALL)),
         )
 
     def replace(self, **changes) -> Settings:

@@ -1,0 +1,211 @@
+"""Storing deliveries: duplicates, conflicts, business keys, decisioning answers, masking."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlalchemy import select
+
+from console.finci import contract
+from console.ingress import decisioning_port
+from console.ingress.decisioning_port import Answer
+from console.ingress.models import MessageStatus, StoredMessage, WebhookDelivery
+from console.security.redaction import find_pans
+from tests.ingress.helpers import TEST_PANS, deliver, encode, message, new_webhook_id, signed
+
+WEBHOOK_PATH = "/webhooks/finci"
+
+
+def messages(db_session) -> list[StoredMessage]:
+    db_session.expire_all()
+    return list(db_session.scalars(select(StoredMessage).order_by(StoredMessage.id)))
+
+
+def deliveries(db_session) -> list[WebhookDelivery]:
+    return list(db_session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+
+
+def test_a_new_message_is_stored_pending_with_its_identity(client, db_session):
+    body = message("presentment")
+    raw, headers = signed(body)
+    assert client.post(WEBHOOK_PATH, data=raw, headers=headers).status_code == 200
+    [stored] = messages(db_session)
+    assert stored.webhook_id == headers["webhook-id"]
+    assert stored.business_key == f"presentment|-|{body['id']}"
+    assert (stored.type, stored.finci_id, stored.known_type) == ("presentment", body["id"], True)
+    assert stored.status == MessageStatus.PENDING
+    assert stored.body_sha256 == hashlib.sha256(raw).hexdigest()
+    assert stored.finci_created_at.isoformat() == "2026-11-27T08:00:00+00:00"
+    assert stored.webhook_timestamp == int(headers["webhook-timestamp"])
+    [delivery] = deliveries(db_session)
+    assert delivery.disposition == "first"
+    assert delivery.message_id == stored.id
+    recorded = json.loads(delivery.headers)
+    assert recorded["webhook-id"] == headers["webhook-id"]
+    assert recorded["webhook-signature"] == "v1"  # the version offered, not the signature
+
+
+def test_card_numbers_are_masked_in_the_stored_body_but_the_hash_is_of_the_original(
+        client, db_session):
+    body = message("authorization", advice=True)
+    raw, headers = signed(body)
+    client.post(WEBHOOK_PATH, data=raw, headers=headers)
+    [stored] = messages(db_session)
+    assert TEST_PANS[0] in raw.decode()
+    assert find_pans(stored.body) == []
+    assert stored.body_masked is True
+    masked = json.loads(stored.body)  # still JSON
+    assert masked["card_reference"] == "411111******1111"
+    assert stored.body_sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_a_card_number_as_a_bare_json_number_is_stored_as_valid_masked_json(client, db_session):
+    raw = encode(message()).replace(b'"card_reference": "4111111111111111"',
+                                    b'"card_reference": 4111111111111111')
+    assert client.post(WEBHOOK_PATH, data=raw, headers=signed(raw)[1]).status_code == 200
+    [stored] = messages(db_session)
+    assert json.loads(stored.body)["card_reference"] == "411111******1111"
+
+
+def test_the_same_delivery_twice_is_one_message_two_deliveries_same_answer(client, db_session):
+    raw, headers = signed(message())
+    first = client.post(WEBHOOK_PATH, data=raw, headers=headers)
+    again = client.post(WEBHOOK_PATH, data=raw, headers=headers)
+    assert (first.status_code, first.data) == (again.status_code, again.data)
+    assert len(messages(db_session)) == 1
+    assert [d.disposition for d in deliveries(db_session)] == ["first", "duplicate"]
+
+
+def test_a_retry_with_a_fresh_timestamp_is_the_same_message(client, db_session):
+    body, webhook_id = message(), new_webhook_id()
+    import time
+
+    deliver(client, body, webhook_id=webhook_id, timestamp=int(time.time()) - 60)
+    deliver(client, body, webhook_id=webhook_id)
+    assert len(messages(db_session)) == 1
+    assert [d.disposition for d in deliveries(db_session)] == ["first", "duplicate"]
+
+
+def test_the_same_webhook_id_with_a_different_body_is_a_conflict_never_applied(client,
+                                                                              db_session):
+    webhook_id = new_webhook_id()
+    original = message()
+    changed = dict(original, amount=999_999)
+    assert deliver(client, original, webhook_id=webhook_id).status_code == 200
+    assert deliver(client, changed, webhook_id=webhook_id).status_code == 200
+    [stored] = messages(db_session)
+    assert json.loads(stored.body)["amount"] == 1250
+    first, conflict = deliveries(db_session)
+    assert conflict.disposition == "conflict"
+    assert conflict.message_id == stored.id
+    assert json.loads(conflict.conflict_body)["amount"] == 999_999
+    assert find_pans(conflict.conflict_body) == []
+    assert conflict.body_sha256 != first.body_sha256
+
+
+def test_a_different_webhook_id_with_the_same_business_key_is_a_duplicate(client, db_session):
+    body = message("refund")
+    first = deliver(client, body)
+    second = deliver(client, body)  # new webhook-id, same type and id
+    assert first.data == second.data
+    assert len(messages(db_session)) == 1
+    dispositions = [(d.disposition, d.webhook_id) for d in deliveries(db_session)]
+    assert dispositions[1][0] == "duplicate"
+    assert dispositions[0][1] != dispositions[1][1]
+
+
+def test_a_different_webhook_id_same_business_key_different_body_is_a_conflict(client,
+                                                                              db_session):
+    body = message("refund")
+    deliver(client, body)
+    deliver(client, dict(body, amount=1))
+    assert len(messages(db_session)) == 1
+    assert [d.disposition for d in deliveries(db_session)] == ["first", "conflict"]
+
+
+def test_a_request_and_its_advice_share_id_but_are_two_messages(client, db_session):
+    request_body = message("authorization", advice=False)
+    advice_body = message("authorization", id_=request_body["id"], advice=True)
+    deliver(client, request_body)
+    deliver(client, advice_body)
+    keys = sorted(m.business_key for m in messages(db_session))
+    assert keys == [f"authorization|advice|{request_body['id']}",
+                    f"authorization|request|{request_body['id']}"]
+
+
+def test_an_unknown_type_is_stored_for_review(client, db_session):
+    response = deliver(client, {"type": "chargeback", "id": "cb_1",
+                                "created_at": "2026-11-27T08:00:00Z", "pan": TEST_PANS[2]})
+    assert response.status_code == 200
+    [stored] = messages(db_session)
+    assert (stored.type, stored.known_type, stored.business_key) == (
+        "chargeback", False, "chargeback|-|cb_1")
+
+
+# --- authorization requests and the decisioning port ----------------------------------------
+
+def test_without_decisioning_a_request_gets_the_safe_default_and_the_reason(client, db_session):
+    response = deliver(client, message("authorization", advice=False))
+    assert response.status_code == 200
+    assert response.data == contract.AUTHORIZATION_DECLINE_BODY
+    [stored] = messages(db_session)
+    assert (stored.decision, stored.decision_reason) == ("error", "decisioning not configured")
+    assert stored.answer_body.encode() == contract.AUTHORIZATION_DECLINE_BODY
+
+
+def test_the_decision_is_recorded_and_a_duplicate_gets_exactly_the_same_answer(client,
+                                                                              db_session):
+    calls = []
+
+    def approve_once(session, parsed):
+        calls.append(parsed.id)
+        return Answer(approve=len(calls) == 1, reason=f"call {len(calls)}")
+
+    raw, headers = signed(message("authorization", advice=False))
+    with decisioning_port.using(approve_once):
+        first = client.post(WEBHOOK_PATH, data=raw, headers=headers)
+        again = client.post(WEBHOOK_PATH, data=raw, headers=headers)
+    assert first.data == again.data == contract.AUTHORIZATION_APPROVE_BODY
+    assert len(calls) == 1
+    [stored] = messages(db_session)
+    assert (stored.decision, stored.decision_reason) == ("success", "call 1")
+
+
+def test_advices_and_other_types_never_reach_decisioning(client):
+    calls = []
+    with decisioning_port.using(lambda s, m: calls.append(m) or Answer(True, "x")):
+        deliver(client, message("authorization", advice=True))
+        deliver(client, message("presentment"))
+    assert calls == []
+
+
+def test_a_failing_decider_gives_the_safe_default_and_leaves_no_partial_writes(client,
+                                                                             db_session):
+    def broken(session, parsed):
+        session.add(WebhookDelivery())  # half-done work, then a bug
+        raise RuntimeError("bug with 4111111111111111 in it")
+
+    with decisioning_port.using(broken):
+        response = deliver(client, message("authorization", advice=False))
+    assert response.data == contract.AUTHORIZATION_DECLINE_BODY
+    [stored] = messages(db_session)
+    assert stored.decision_reason == "decisioning failed"
+    assert len(deliveries(db_session)) == 1
+
+
+def test_a_decider_returning_garbage_gives_the_safe_default(client, db_session):
+    with decisioning_port.using(lambda s, m: "approve"):
+        response = deliver(client, message("authorization", advice=False))
+    assert response.data == contract.AUTHORIZATION_DECLINE_BODY
+    assert messages(db_session)[0].decision_reason == "decisioning failed"
+
+
+def test_a_conflicting_authorization_request_is_declined(client, db_session):
+    webhook_id = new_webhook_id()
+    body = message("authorization", advice=False)
+    with decisioning_port.using(lambda s, m: Answer(True, "ok")):
+        assert deliver(client, body, webhook_id=webhook_id).data == (
+            contract.AUTHORIZATION_APPROVE_BODY)
+        changed = deliver(client, dict(body, amount=10**9), webhook_id=webhook_id)
+    assert changed.data == contract.AUTHORIZATION_DECLINE_BODY
