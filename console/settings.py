@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from console.auth.settings import AuthSettings
+from console.decisioning.settings import DecisioningSettings
 
 if TYPE_CHECKING:
     from console.ingress.settings import IngressSettings
@@ -168,6 +169,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings.disabled)
     # Webhook ingress and event pipeline (console.ingress.settings); no secrets unless configured.
     ingress: IngressSettings = field(default_factory=lambda: _ingress_settings().IngressSettings())
+    # Authorization decisioning: mode, time budget, fallback answers (console.decisioning.settings).
+    decisioning: DecisioningSettings = field(default_factory=DecisioningSettings)
 
     @property
     def is_production(self) -> bool:
@@ -226,6 +229,8 @@ class Settings:
             hsts=_bool(env, "CONSOLE_HSTS", True),
             instance_path=_read(env, "CONSOLE_INSTANCE_PATH") or "instance",
             auth=auth,
+            decisioning=DecisioningSettings.from_env(
+                env, production=environment is Environment.PRODUCTION),
             ingress=_ingress_settings().IngressSettings.from_env(
                 env, environment=environment, mode=mode,
                 serve=_choice(env, "CONSOLE_SERVE", Serve, Serve.ALL)),

@@ -29,6 +29,10 @@ class AuditAction(StrEnum):
     FLOW_SWITCH_ENABLE = "flows.switch.enable"
     FLOW_SWITCH_DISABLE = "flows.switch.disable"
 
+    # Authorization decisioning (console.decisioning)
+    DECISIONING_RULES_UPDATE = "decisioning.rules.update"
+    LEDGER_HOLDS_EXPIRE = "ledger.holds.expire"
+
 
 class Outcome(StrEnum):
     SUCCESS = "success"

@@ -1,0 +1,1 @@
+"""Cards as the console knows them: FINCI's token, status and stage, owner, and ledger account."""

@@ -1,0 +1,89 @@
+"""Decisioning settings: who decides (us or FINCI), the time budget and the fallback answers.
+
+Variables:
+
+DECISIONING_MODE              ``integrator`` (we approve/decline each authorization, default) or
+                              ``finci`` (FINCI decides; we acknowledge requests and track advices)
+DECISIONING_BUDGET_S          internal answer budget in seconds (default 1.5; 0.1..2.5, always
+                              well inside FINCI's 3 s)
+DECISIONING_SAFE_DEFAULT      answer when the budget runs out or anything fails (default error)
+DECISIONING_STAND_IN          answer while the decisioning kill switch is off (default error)
+DECISIONING_ACKNOWLEDGEMENT   answer to requests in FINCI-managed mode (default success: it only
+                              acknowledges receipt, FINCI has decided already)
+DECISIONING_HOLD_TTL_HOURS    an open hold with no clearing is released after this long (168)
+
+A safe default of ``success`` is refused in production: a failure must never approve. A stand-in
+of ``success`` is allowed (a deliberate business choice while rules are switched off); its
+approvals place holds like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from console.finci import contract
+
+
+class DecisioningMode(StrEnum):
+    INTEGRATOR = "integrator"  # integrator-managed decisioning: our rules answer
+    FINCI = "finci"            # FINCI-managed: we make no decisions, we only observe
+
+
+class AnswerStatus(StrEnum):
+    """FINCI's words for an answer to an authorization request (B.4)."""
+
+    SUCCESS = "success"  # approve
+    ERROR = "error"      # decline
+
+    @property
+    def approves(self) -> bool:
+        return self is AnswerStatus.SUCCESS
+
+
+BUDGET_MIN_S = 0.1
+# Leaves at least half a second of FINCI's 3 s for the network and the ingress's own writes.
+BUDGET_MAX_S = 2.5
+
+
+@dataclass(frozen=True)
+class DecisioningSettings:
+    mode: DecisioningMode = DecisioningMode.INTEGRATOR
+    budget_s: float = 1.5
+    safe_default: AnswerStatus = AnswerStatus.ERROR
+    stand_in: AnswerStatus = AnswerStatus.ERROR
+    acknowledgement: AnswerStatus = AnswerStatus.SUCCESS
+    hold_ttl_hours: int = 168
+
+    def __post_init__(self) -> None:
+        from console.settings import ConfigError
+
+        if not BUDGET_MIN_S <= self.budget_s <= BUDGET_MAX_S:
+            raise ConfigError(f"DECISIONING_BUDGET_S={self.budget_s} is out of range "
+                              f"({BUDGET_MIN_S}..{BUDGET_MAX_S})")
+        if self.budget_s >= contract.AUTHORIZATION_ANSWER_DEADLINE_SECONDS:
+            raise ConfigError("DECISIONING_BUDGET_S must stay below FINCI's deadline")
+
+    @property
+    def integrator_managed(self) -> bool:
+        return self.mode is DecisioningMode.INTEGRATOR
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, production: bool) -> DecisioningSettings:
+        from console.settings import ConfigError, _choice, _float, _int
+
+        safe_default = _choice(env, "DECISIONING_SAFE_DEFAULT", AnswerStatus, AnswerStatus.ERROR)
+        if production and safe_default is AnswerStatus.SUCCESS:
+            raise ConfigError("DECISIONING_SAFE_DEFAULT=success is not allowed in production")
+        return cls(
+            mode=_choice(env, "DECISIONING_MODE", DecisioningMode, DecisioningMode.INTEGRATOR),
+            budget_s=_float(env, "DECISIONING_BUDGET_S", 1.5,
+                            minimum=BUDGET_MIN_S, maximum=BUDGET_MAX_S),
+            safe_default=safe_default,
+            stand_in=_choice(env, "DECISIONING_STAND_IN", AnswerStatus, AnswerStatus.ERROR),
+            acknowledgement=_choice(env, "DECISIONING_ACKNOWLEDGEMENT", AnswerStatus,
+                                    AnswerStatus.SUCCESS),
+            hold_ttl_hours=_int(env, "DECISIONING_HOLD_TTL_HOURS", 168, minimum=1,
+                                maximum=24 * 60),
+        )

@@ -1,0 +1,293 @@
+"""Ledger services: holds, balanced postings, balances. Callers own the transaction.
+
+Concurrency: every change to an account's totals is a single ``UPDATE … SET x = x + :delta`` on
+the account row, so it takes the row lock and never loses an update; callers that must read a
+balance and then decide (authorization) lock the row first (``lock_account``). Holds are unique
+per authorization id, journals per reference: a retried or replayed message cannot place a
+second hold or post twice, whatever the timing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from console.db import utcnow
+from console.ledger.models import (
+    AccountKind,
+    Hold,
+    HoldSource,
+    HoldStatus,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerJournal,
+    ReleaseReason,
+)
+
+
+class LedgerError(ValueError):
+    """A posting or hold that would break the ledger's rules (unbalanced, wrong currency)."""
+
+
+@dataclass(frozen=True)
+class Balance:
+    account_id: int
+    currency: str
+    posted: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.posted - self.held
+
+
+@dataclass(frozen=True)
+class ReleasedHold:
+    hold_id: int
+    account_id: int
+    amount: int
+    currency: str
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+def open_account(session: Session, *, kind: AccountKind, name: str, currency: str,
+                 external_id: str | None = None) -> LedgerAccount:
+    account = LedgerAccount(kind=AccountKind(kind).value, name=name, currency=currency,
+                            external_id=external_id, posted_balance=0, held_amount=0)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def funding_account(session: Session, currency: str) -> LedgerAccount:
+    """The program's funding source in ``currency`` (created on first use)."""
+    external_id = f"funding:{currency}"
+    account = session.scalar(select(LedgerAccount).where(LedgerAccount.external_id == external_id))
+    if account is None:
+        account = open_account(session, kind=AccountKind.FUNDING, name=f"Funding {currency}",
+                               currency=currency, external_id=external_id)
+    return account
+
+
+def lock_account(session: Session, account_id: int) -> LedgerAccount | None:
+    return session.scalar(select(LedgerAccount).where(LedgerAccount.id == account_id)
+                          .with_for_update())
+
+
+def balance(session: Session, account_id: int) -> Balance | None:
+    row = session.execute(select(LedgerAccount.currency, LedgerAccount.posted_balance,
+                                 LedgerAccount.held_amount)
+                          .where(LedgerAccount.id == account_id)).one_or_none()
+    if row is None:
+        return None
+    return Balance(account_id, row.currency, row.posted_balance, row.held_amount)
+
+
+# --- holds ------------------------------------------------------------------------------------
+
+def place_hold(session: Session, *, authorization_id: str, account_id: int, card_id: int,
+               amount: int, currency: str, source: HoldSource, expires_at: dt.datetime,
+               now: dt.datetime | None = None) -> int:
+    """Reserve ``amount`` on the account for one authorization; returns the hold id.
+
+    A second hold for the same authorization fails on the UNIQUE constraint (IntegrityError):
+    callers that may race catch it inside a SAVEPOINT. The currency must be the account's.
+    """
+    if amount < 0:
+        raise LedgerError("a hold cannot be negative")
+    now = now or utcnow()
+    changed = session.execute(
+        update(LedgerAccount)
+        .where(LedgerAccount.id == account_id, LedgerAccount.currency == currency)
+        .values(held_amount=LedgerAccount.held_amount + amount, updated_at=now)
+    ).rowcount
+    if changed != 1:
+        raise LedgerError("no such account in this currency")
+    return session.execute(insert(Hold).values(
+        authorization_id=authorization_id, account_id=account_id, card_id=card_id,
+        amount=amount, currency=currency, status=HoldStatus.OPEN.value,
+        source=HoldSource(source).value, placed_at=now, expires_at=expires_at,
+    ).returning(Hold.id)).scalar_one()
+
+
+def release_hold(session: Session, authorization_id: str, reason: ReleaseReason,
+                 now: dt.datetime | None = None) -> ReleasedHold | None:
+    """Release the open hold of one authorization; None if there is none open (idempotent)."""
+    now = now or utcnow()
+    row = session.execute(
+        update(Hold)
+        .where(Hold.authorization_id == authorization_id, Hold.status == HoldStatus.OPEN.value)
+        .values(status=HoldStatus.RELEASED.value, released_at=now,
+                release_reason=ReleaseReason(reason).value)
+        .returning(Hold.id, Hold.account_id, Hold.amount, Hold.currency)
+    ).one_or_none()
+    if row is None:
+        return None
+    session.execute(update(LedgerAccount).where(LedgerAccount.id == row.account_id)
+                    .values(held_amount=LedgerAccount.held_amount - row.amount, updated_at=now))
+    return ReleasedHold(row.id, row.account_id, row.amount, row.currency)
+
+
+def adjust_hold(session: Session, authorization_id: str, amount: int,
+                now: dt.datetime | None = None) -> int | None:
+    """Set an open hold to ``amount`` (the advice's amount is the truth); returns the delta."""
+    if amount < 0:
+        raise LedgerError("a hold cannot be negative")
+    now = now or utcnow()
+    hold = session.execute(select(Hold.id, Hold.account_id, Hold.amount)
+                           .where(Hold.authorization_id == authorization_id,
+                                  Hold.status == HoldStatus.OPEN.value)
+                           .with_for_update()).one_or_none()
+    if hold is None:
+        return None
+    delta = amount - hold.amount
+    if delta:
+        session.execute(update(Hold).where(Hold.id == hold.id).values(amount=amount))
+        session.execute(update(LedgerAccount).where(LedgerAccount.id == hold.account_id)
+                        .values(held_amount=LedgerAccount.held_amount + delta, updated_at=now))
+    return delta
+
+
+def convert_hold(session: Session, authorization_id: str, journal_id: int,
+                 now: dt.datetime | None = None) -> ReleasedHold | None:
+    """Clearing (issue #6): the hold stops reserving funds because ``journal_id`` posted them."""
+    now = now or utcnow()
+    row = session.execute(
+        update(Hold)
+        .where(Hold.authorization_id == authorization_id, Hold.status == HoldStatus.OPEN.value)
+        .values(status=HoldStatus.CONVERTED.value, converted_at=now,
+                converted_journal_id=journal_id)
+        .returning(Hold.id, Hold.account_id, Hold.amount, Hold.currency)
+    ).one_or_none()
+    if row is None:
+        return None
+    session.execute(update(LedgerAccount).where(LedgerAccount.id == row.account_id)
+                    .values(held_amount=LedgerAccount.held_amount - row.amount, updated_at=now))
+    return ReleasedHold(row.id, row.account_id, row.amount, row.currency)
+
+
+def hold_for(session: Session, authorization_id: str) -> Hold | None:
+    return session.scalar(select(Hold).where(Hold.authorization_id == authorization_id))
+
+
+def release_expired_holds(session: Session, now: dt.datetime | None = None,
+                          limit: int = 500) -> list[ReleasedHold]:
+    """Release open holds past their expiry (a scheduler job); the last line against orphans."""
+    now = now or utcnow()
+    due = session.scalars(select(Hold.authorization_id)
+                          .where(Hold.status == HoldStatus.OPEN.value, Hold.expires_at <= now)
+                          .order_by(Hold.expires_at).limit(limit)).all()
+    released = []
+    for authorization_id in due:
+        hold = release_hold(session, authorization_id, ReleaseReason.EXPIRED, now)
+        if hold is not None:
+            released.append(hold)
+    return released
+
+
+def spend_since(since: dt.datetime, *, card_id: int | None = None,
+                account_id: int | None = None):
+    """A scalar subquery: amount reserved or cleared since ``since`` for a card or an account.
+
+    Released holds do not count (the money did not move). Issue #6 extends this with cleared
+    transactions that had no authorization.
+    """
+    query = select(func.coalesce(func.sum(Hold.amount), 0)).where(
+        Hold.placed_at >= since, Hold.status != HoldStatus.RELEASED.value)
+    if card_id is not None:
+        query = query.where(Hold.card_id == card_id)
+    if account_id is not None:
+        query = query.where(Hold.account_id == account_id)
+    return query.scalar_subquery()
+
+
+# --- postings ---------------------------------------------------------------------------------
+
+def post_journal(session: Session, *, kind: str, reference: str,
+                 entries: Sequence[tuple[int, int]], posted_by: str, description: str = "",
+                 now: dt.datetime | None = None) -> LedgerJournal:
+    """Post balanced entries ``(account_id, signed amount)``; idempotent by ``reference``.
+
+    The entries must sum to zero per currency, each in its account's currency. Accounts are
+    locked in id order, so concurrent postings touching the same accounts cannot deadlock.
+    """
+    existing = session.scalar(select(LedgerJournal).where(LedgerJournal.reference == reference))
+    if existing is not None:
+        return existing
+    if len(entries) < 2 or any(amount == 0 for _, amount in entries):
+        raise LedgerError("a journal needs at least two non-zero entries")
+    now = now or utcnow()
+    ids = sorted({account_id for account_id, _ in entries})
+    accounts = {a.id: a for a in session.scalars(
+        select(LedgerAccount).where(LedgerAccount.id.in_(ids)).order_by(LedgerAccount.id)
+        .with_for_update())}
+    if len(accounts) != len(ids):
+        raise LedgerError("unknown account in journal")
+    totals: dict[str, int] = defaultdict(int)
+    for account_id, amount in entries:
+        totals[accounts[account_id].currency] += amount
+    if any(totals.values()):
+        raise LedgerError("entries do not balance")
+    journal = LedgerJournal(kind=kind, reference=reference, description=description,
+                            posted_at=now, posted_by=posted_by)
+    session.add(journal)
+    session.flush()
+    session.execute(insert(LedgerEntry), [
+        {"journal_id": journal.id, "account_id": account_id, "amount": amount,
+         "currency": accounts[account_id].currency} for account_id, amount in entries])
+    for account_id, amount in entries:
+        session.execute(update(LedgerAccount).where(LedgerAccount.id == account_id).values(
+            posted_balance=LedgerAccount.posted_balance + amount, updated_at=now))
+    return journal
+
+
+def fund(session: Session, account_id: int, amount: int, *, reference: str, posted_by: str,
+         now: dt.datetime | None = None) -> LedgerJournal:
+    """Load ``amount`` onto a customer account from the program's funding account."""
+    account = session.get(LedgerAccount, account_id)
+    if account is None:
+        raise LedgerError("unknown account")
+    source = funding_account(session, account.currency)
+    return post_journal(session, kind="funding", reference=reference, posted_by=posted_by,
+                        entries=[(source.id, -amount), (account.id, amount)],
+                        description="load", now=now)
+
+
+# --- verification -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BalanceMismatch:
+    account_id: int
+    field: str
+    recorded: int
+    computed: int
+
+
+def verify_balances(session: Session) -> list[BalanceMismatch]:
+    """Recompute every account's totals from entries and open holds; list what disagrees."""
+    posted = {account_id: total for account_id, total in session.execute(
+        select(LedgerEntry.account_id, func.sum(LedgerEntry.amount))
+        .group_by(LedgerEntry.account_id))}
+    held = {account_id: total for account_id, total in session.execute(
+        select(Hold.account_id, func.sum(Hold.amount))
+        .where(Hold.status == HoldStatus.OPEN.value).group_by(Hold.account_id))}
+    problems = []
+    for account in session.execute(select(LedgerAccount.id, LedgerAccount.posted_balance,
+                                          LedgerAccount.held_amount)):
+        if account.posted_balance != (posted.get(account.id) or 0):
+            problems.append(BalanceMismatch(account.id, "posted_balance", account.posted_balance,
+                                            posted.get(account.id) or 0))
+        if account.held_amount != (held.get(account.id) or 0):
+            problems.append(BalanceMismatch(account.id, "held_amount", account.held_amount,
+                                            held.get(account.id) or 0))
+    for journal_id, in session.execute(
+            select(LedgerEntry.journal_id).group_by(LedgerEntry.journal_id, LedgerEntry.currency)
+            .having(func.sum(LedgerEntry.amount) != 0)):
+        problems.append(BalanceMismatch(journal_id, "journal_unbalanced", 0, 0))
+    return problems
