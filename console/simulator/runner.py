@@ -94,11 +94,11 @@ def run_items(
         threading.Thread(target=work, name=f"finci-sim-{n}", daemon=True)
         for n in range(concurrency)
     ]
-    for worker in workers:
-        worker.start()
     deadline = None if duration_s is None else time.monotonic() + duration_s
     ended = "completed"
     try:
+        for worker in workers:
+            worker.start()
         for worker in workers:
             while worker.is_alive():
                 worker.join(0.1)
@@ -110,8 +110,11 @@ def run_items(
         # let the workers wind down and report what happened.
         ended = "interrupted"
         stop.set()
+        if gate is not None:
+            gate.abort()  # workers not yet started would leave the others waiting
         for worker in workers:
-            worker.join()
+            if worker.ident is not None:
+                worker.join()
     if errors:
         raise errors[0]
     if ended == "completed" and stop.is_set():

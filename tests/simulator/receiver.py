@@ -65,6 +65,8 @@ class Receiver:
         self.policy = policy or (lambda _m: APPROVE)
         self.script: list[Reply] = []
         self.received: list[Received] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         app = Flask(__name__)
         app.add_url_rule("/webhooks/finci", view_func=self._handle, methods=["POST"])
@@ -88,6 +90,16 @@ class Receiver:
                 time.monotonic()))
 
     def _handle(self) -> Response:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._answer()
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self) -> Response:
         body = request.get_data()
         h = request.headers
         try:
