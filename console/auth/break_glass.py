@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hmac
 import os
 import re
@@ -39,9 +40,13 @@ TOTP_ISSUER = "FINCI console break-glass"
 _TOTP_VERSION = "v1"
 
 _hasher = PasswordHasher()
-# Verified when the username is unknown, so a missing account costs the same time as a wrong
-# password and does not reveal which accounts exist.
-_DUMMY_HASH = _hasher.hash(os.urandom(16).hex())
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verified when the username is unknown, so a missing account costs the same time as a
+    # wrong password and does not reveal which accounts exist. Made on first use, not at import.
+    return _hasher.hash(os.urandom(16).hex())
 
 
 class BreakGlassError(ValueError):
@@ -162,7 +167,7 @@ def sign_in(db: Session, name: str, password: str, code: str, *, origin: Actor,
         return LoginRefused(reason, "Sign-in failed.")
 
     if account is None:
-        _verify_password(_DUMMY_HASH, password)
+        _verify_password(_dummy_hash(), password)
         raise refuse("unknown_account")
     if account.locked_until is not None and at < account.locked_until:
         raise refuse("locked")

@@ -11,6 +11,7 @@ import sys
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 
 from console.auth import break_glass
 from console.auth.sessions import SessionLimits, purge_expired
@@ -19,10 +20,8 @@ from console.db import utcnow
 from console.security.permissions import Role
 from console.unit_of_work import database
 
-
-@click.group("auth", help="Identity and access: break-glass accounts, sessions.")
-def auth_group():
-    pass
+# AppGroup: its commands run inside the app context whoever invokes them (CLI or test runner).
+auth_group = AppGroup("auth", help="Identity and access: break-glass accounts, sessions.")
 
 
 @auth_group.group("break-glass", help="Local emergency accounts (used only if the IdP is down).")

@@ -1,4 +1,4 @@
-"""Every registered route × every role (and anonymous) against its declared permission.
+"""Every registered route x every role (and anonymous) against its declared permission.
 
 Expectations are derived, not listed: a route's declaration (``@require(P)`` / ``@public``) and
 ``ROLE_PERMISSIONS`` say who gets in. New routes are covered the moment they are registered; a
@@ -15,8 +15,13 @@ import pytest
 from flask import Response, abort
 from werkzeug.routing import IntegerConverter, UUIDConverter
 
-from console.security.permissions import PUBLIC, ROLE_PERMISSIONS, Permission, Role
-from console.security.permissions import declared_permission
+from console.security.permissions import (
+    PUBLIC,
+    ROLE_PERMISSIONS,
+    Permission,
+    Role,
+    declared_permission,
+)
 from tests.auth.conftest import anonymous_csrf
 
 # Reachable without signing in, deliberately. Adding a public endpoint means adding it here.
@@ -83,10 +88,7 @@ def test_every_route_declares_a_permission_and_public_ones_are_allowlisted(app):
 @pytest.mark.parametrize("role", [None, *Role], ids=["anonymous", *(r.value for r in Role)])
 def test_every_route_answers_each_role_as_declared(app, probed, sign_in, role):
     client = app.test_client()
-    if role is None:
-        token = anonymous_csrf(client)
-    else:
-        token = sign_in(client, role.value).csrf_token
+    token = anonymous_csrf(client) if role is None else sign_in(client, role.value).csrf_token
     granted = ROLE_PERMISSIONS[role] if role else frozenset()
     checked = 0
     for rule, method in _routes(app):
