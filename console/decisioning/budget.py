@@ -61,6 +61,11 @@ class BudgetExceeded(Exception):
         super().__init__(f"decision budget exceeded in stage {stage!r}")
 
 
+# See Budget.fallback_deadline.
+FALLBACK_MIN_WINDOW_S = 0.05
+FALLBACK_HARD_STOP_S = 2.5
+
+
 class Budget:
     """``deadline``: the answer must be out; ``decide_by``: rules and writes must be done."""
 
@@ -72,6 +77,16 @@ class Budget:
         self.deadline = self.started + seconds
         reserve = min(0.25, seconds * 0.2) if reserve_s is None else reserve_s
         self.decide_by = self.deadline - reserve
+
+    def fallback_deadline(self) -> float:
+        """Until when the record of a fallback answer may be written.
+
+        Normally the end of the budget (the reserve is for this). If the process itself was
+        stalled past it, a short window still lets "out of time" be recorded, never closer to
+        FINCI's 3 s than ``FALLBACK_HARD_STOP_S``.
+        """
+        window_end = max(self.deadline, self.clock.monotonic() + FALLBACK_MIN_WINDOW_S)
+        return min(window_end, self.started + FALLBACK_HARD_STOP_S)
 
     def elapsed_ms(self) -> float:
         return (self.clock.monotonic() - self.started) * 1000

@@ -106,7 +106,7 @@ def decide(session: Session, message: WebhookMessage, settings: DecisioningSetti
         except IntegrityError:
             # A concurrent request for the same authorization recorded its decision first.
             guard.forget()
-            guard.move_deadline(budget.deadline)
+            guard.move_deadline(budget.fallback_deadline())
             first = _replay(session, message.id)
             if first is not None:
                 return first
@@ -122,7 +122,7 @@ def decide(session: Session, message: WebhookMessage, settings: DecisioningSetti
         except Exception as exc:
             detail = f"{type(exc).__name__} in stage {timer.current!r}"
         guard.forget()
-        guard.move_deadline(budget.deadline)
+        guard.move_deadline(budget.fallback_deadline())
         return _fallback(session, message, settings, cause, detail, budget, timer, received_at)
 
 
@@ -162,8 +162,8 @@ def _decide(session: Session, message: WebhookMessage, settings: DecisioningSett
 
     timer.start("rules")
     facts = rules.Facts(amount=message.amount or 0, currency=message.currency or "",
-                        mcc=_merchant(message, "mcc"), country=_merchant(message, "country"),
-                        card=card, usage=usage)
+                        mcc=merchant_field(message, "mcc"),
+                        country=merchant_field(message, "country"), card=card, usage=usage)
     evaluation = rules.evaluate(facts, config)
     failed = evaluation.failed
     budget.check("rules")
@@ -215,8 +215,8 @@ def _record(message: WebhookMessage, settings: DecisioningSettings, received_at:
         authorization_id=message.id, origin=Origin.REQUEST.value, mode=settings.mode.value,
         token_id=message.token_id or "", card_id=card.card_id if card else None,
         account_id=card.account_id if card else None, amount=message.amount or 0,
-        currency=message.currency or "", merchant_name=_merchant_name(message),
-        mcc=_merchant(message, "mcc"), merchant_country=_merchant(message, "country"),
+        currency=message.currency or "", merchant_name=merchant_name_of(message),
+        mcc=merchant_field(message, "mcc"), merchant_country=merchant_field(message, "country"),
         finci_created_at=message.created_at, received_at=received_at,
         answer=answer.value, reason=reason.value, detail=detail[:300],
         default_used=default_used, rule_trace=trace, latency_ms=stages,
@@ -331,11 +331,11 @@ def _usage(session: Session, card: rules.CardFacts | None, message: WebhookMessa
     return rules.Usage(**{name: int(row._mapping[name] or 0) for name in columns})
 
 
-def _merchant(message: WebhookMessage, key: str) -> str | None:
+def merchant_field(message: WebhookMessage, key: str) -> str | None:
     value = (message.merchant or {}).get(key)
     return value if isinstance(value, str) else None
 
 
-def _merchant_name(message: WebhookMessage) -> str | None:
-    name = _merchant(message, "name")
+def merchant_name_of(message: WebhookMessage) -> str | None:
+    name = merchant_field(message, "name")
     return redact_text(name)[:200] if name else None
