@@ -6,6 +6,7 @@ import sys
 import pytest
 import requests
 
+from console.finci.webhook_signature import WebhookSecret
 from tests.support.servers import ROOT, Gunicorn, console_env
 
 pytestmark = pytest.mark.slow
@@ -36,10 +37,18 @@ def test_serves_https_pages_with_the_environment_banner(initialised, tmp_path, p
     pan_scanner.scan(server.output(), "gunicorn")
 
 
+# A complete production configuration, so the only thing wrong is the database's environment.
+PRODUCTION = {
+    "CONSOLE_ENVIRONMENT": "production", "CONSOLE_MODE": "live",
+    "FINCI_WEBHOOK_SECRETS": WebhookSecret.generate().export(),
+    "OIDC_ISSUER": "https://idp.example.test", "OIDC_CLIENT_ID": "console",
+    "OIDC_CLIENT_SECRET": "not-a-real-secret-but-long-enough",
+}
+
+
 def test_refuses_to_start_against_the_other_environments_database(initialised, tmp_path):
-    env = dict(initialised, CONSOLE_ENVIRONMENT="production", CONSOLE_MODE="live")
-    if env["DATABASE_URL"].startswith("sqlite"):
-        env["DATABASE_URL"] = env["DATABASE_URL"]  # production refuses SQLite outright
+    # On SQLite production is refused outright (it requires PostgreSQL), which is also a refusal.
+    env = dict(initialised, **PRODUCTION)
     server = Gunicorn(env, startup_timeout=20)
     with pytest.raises(RuntimeError) as refused:
         server.start()
@@ -49,7 +58,7 @@ def test_refuses_to_start_against_the_other_environments_database(initialised, t
 
 
 def test_db_upgrade_refuses_the_other_environments_database(initialised):
-    env = dict(initialised, CONSOLE_ENVIRONMENT="production", CONSOLE_MODE="live")
+    env = dict(initialised, **PRODUCTION)
     result = _flask(env, "db", "upgrade")
     assert result.returncode != 0
     assert "sandbox" in result.stderr or "PostgreSQL" in result.stderr
