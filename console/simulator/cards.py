@@ -81,11 +81,14 @@ def seeded_cards(seed: int, count: int) -> list[SimCard]:
     About five in six are active consumer cards; the rest are corporate (employees under a few
     corporates) or in another status (new, deactivated, blocked), so the Card API shows the
     whole model. The first card is always an active consumer card so small runs have one.
+    ``seeded_cards(seed, n)`` is a prefix of ``seeded_cards(seed, m)`` for ``n < m``.
     """
     if count < 1:
         raise ValueError("count must be at least 1")
     rng = random.Random(f"finci-simulator-cards:{seed}")
-    corporates = [f"{9000 + n}" for n in range(max(1, count // 10))]
+    # A fixed pool, so that a smaller book is always a prefix of a larger one with the same seed:
+    # the Card API served alone and a scenario run then agree on every card they both have.
+    corporates = [f"{9000 + n}" for n in range(5)]
     cards = []
     for index in range(count):
         corporate = index % 6 == 5

@@ -19,7 +19,7 @@ import signal
 import string
 import sys
 import threading
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from console.simulator.card_api_server import CardApiServer, Faults
 from console.simulator.cards import CardBook
 from console.simulator.report import render_table
 from console.simulator.runner import run_scenario
-from console.simulator.scenarios import SCENARIOS, book_size_for, validate_run_id
+from console.simulator.scenarios import SCENARIOS, active_cards, book_size_for, validate_run_id
 from console.simulator.sender import RetryPolicy
 
 _RATE = click.FloatRange(0.0, 1.0)
@@ -117,6 +117,24 @@ def list_scenarios(as_json: bool) -> None:
     payload = {name: spec.summary for name, spec in SCENARIOS.items()}
     width = max(map(len, payload))
     _emit(as_json, payload, "\n".join(f"{n.ljust(width)}  {s}" for n, s in payload.items()))
+
+
+@simulate_group.command("cards", help="Show the card book a run with this seed uses (masked).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--cards", type=click.IntRange(1, 10_000), default=SCENARIOS["steady"].cards,
+              show_default=True, help="As --cards of the run: how many cards get scripts.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def show_cards(seed: int, cards: int, as_json: bool) -> None:
+    book = CardBook.seeded(seed, book_size_for(cards))
+    scripted = {card.token_id for card in active_cards(book, cards)}
+    rows = [{**asdict(card), "scripted": card.token_id in scripted} for card in book.cards()]
+    human = "\n".join(
+        f"{r['token_id']}  {r['card_number']}  {r['token_status']:<11}  {r['currency']}  "
+        + (f"person {r['person_id']}" if r["person_id"] else f"corporate {r['corporate_id']}")
+        + ("  *" if r["scripted"] else "")
+        for r in rows
+    ) + "\n(* gets scripts in a run with these options)"
+    _emit(as_json, {"seed": seed, "cards": rows}, human)
 
 
 def _scenario_command(name: str) -> click.Command:

@@ -18,6 +18,10 @@ def test_the_same_seed_gives_the_same_cards_and_another_seed_other_cards():
     assert seeded_cards(7, 30) != seeded_cards(8, 30)
 
 
+def test_a_smaller_book_is_a_prefix_of_a_larger_one():
+    assert seeded_cards(3, 85)[:50] == seeded_cards(3, 50)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_cards_only_ever_hold_masked_numbers(seed):
     cards = seeded_cards(seed, 200)

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from click.testing import CliRunner
 from flask import Flask
 
 from console.finci.card_api import CardApiClient
+from console.finci.contract import MASKED_CARD_NUMBER_PATTERN as MASKED
 from console.finci.webhook_signature import WebhookSecret
+from console.security.redaction import find_pans
 from console.simulator.commands import simulate_group
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +109,14 @@ def test_list_names_every_scenario(cli):
     result = cli.invoke(simulate_group, ["list", "--json"])
     assert set(json.loads(result.stdout)) == {"happy-path", "timeout-storm", "duplicate-flood",
                                               "clearing-failures", "card-compromise", "steady"}
+
+
+def test_cards_shows_the_run_book_masked_and_which_cards_get_scripts(cli):
+    result = cli.invoke(simulate_group, ["cards", "--seed", "2", "--cards", "4", "--json"])
+    rows = json.loads(result.stdout)["cards"]
+    assert sum(r["scripted"] for r in rows) == 4
+    assert all(re.fullmatch(MASKED, r["card_number"]) for r in rows)
+    assert find_pans(result.stdout) == []
 
 
 def test_the_flask_cli_has_the_simulate_group():
