@@ -22,7 +22,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import random
 import re
 import threading
 import time
@@ -37,7 +36,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from console.finci import card_api, contract
 from console.finci.card_status import TransitionRefused
 from console.finci.contract import TokenStage, TokenStatus
-from console.simulator.cards import CardBook, UnknownCard
+from console.simulator.cards import CardBook, UnknownCard, seeded_random
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ def create_app(
     secret_bytes = secret.encode() if isinstance(secret, str) else secret
     if not secret_bytes:
         raise ValueError("secret must not be empty")
-    rng = random.Random(f"finci-simulator-card-api:{seed}")
+    rng = seeded_random("card-api", seed)
     rng_lock = threading.Lock()
     halt = halt or threading.Event()
 

@@ -33,6 +33,15 @@ _LAST: Final = ("LOVELACE", "TURING", "HOPPER", "DIJKSTRA", "LISKOV", "KNUTH", "
 _ID_ALPHABET: Final = string.ascii_lowercase
 
 
+def seeded_random(purpose: str, seed: int) -> random.Random:
+    """A reproducible generator for one purpose of one seed.
+
+    Simulation data and fault injection only: nothing drawn from it is a secret, which is why
+    a non-cryptographic generator is right here (and is what makes runs reproducible).
+    """
+    return random.Random(f"finci-simulator-{purpose}:{seed}")  # nosec B311
+
+
 class UnknownCard(KeyError):
     """No card with this ``token_id`` in the book."""
 
@@ -85,7 +94,7 @@ def seeded_cards(seed: int, count: int) -> list[SimCard]:
     """
     if count < 1:
         raise ValueError("count must be at least 1")
-    rng = random.Random(f"finci-simulator-cards:{seed}")
+    rng = seeded_random("cards", seed)
     # A fixed pool, so that a smaller book is always a prefix of a larger one with the same seed:
     # the Card API served alone and a scenario run then agree on every card they both have.
     corporates = [f"{9000 + n}" for n in range(5)]

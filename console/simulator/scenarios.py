@@ -33,7 +33,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from console.finci.contract import MessageType, ResponseCode, TokenStage, TokenStatus
-from console.simulator.cards import CardBook, SimCard, random_token_id
+from console.simulator.cards import CardBook, SimCard, random_token_id, seeded_random
 
 FINCI_OWN_DECLINE_CODE: Final = "DoNotHonor"
 _RUN_ID_RE: Final = re.compile(r"[a-z0-9]{1,16}")
@@ -73,7 +73,8 @@ class Answer(StrEnum):
 class BadKind(StrEnum):
     """Requests that are not FINCI's or not well formed: the console must answer 4xx."""
 
-    WRONG_SECRET = "wrong_secret"  # noqa: S105 - a kind name, not a secret
+    # A kind name, not a secret.
+    WRONG_SECRET = "wrong_secret"  # noqa: S105  # nosec B105
     STALE_TIMESTAMP = "stale_timestamp"
     MISSING_SIGNATURE = "missing_signature"
     TAMPERED_BODY = "tampered_body"
@@ -601,9 +602,9 @@ def book_size_for(cards: int) -> int:
 def _rngs(seed: int) -> tuple[random.Random, random.Random, random.Random]:
     # Separate streams: content, delivery plans and noise never shift one another.
     return (
-        random.Random(f"finci-simulator-scripts:{seed}"),
-        random.Random(f"finci-simulator-delivery:{seed}"),
-        random.Random(f"finci-simulator-noise:{seed}"),
+        seeded_random("scripts", seed),
+        seeded_random("delivery", seed),
+        seeded_random("noise", seed),
     )
 
 
@@ -667,7 +668,7 @@ def card_script(
     """One card's script as ``scenario`` would write it, without delivery misbehaviour:
     the entry point for property tests (``card`` may be any :class:`SimCard`)."""
     generator = get_scenario(scenario)
-    rng = random.Random(f"finci-simulator-scripts:{seed}")
+    rng = seeded_random("scripts", seed)
     return generator.card_script(card, rng, Ids(run_id), **generator.params)
 
 
