@@ -27,7 +27,15 @@ def _revert_flows(session: Session, _actor: Actor, now: dt.datetime) -> str:
     return f"reverted {', '.join(reverted)}" if reverted else "nothing due"
 
 
+def _expire_holds(session: Session, actor: Actor, now: dt.datetime) -> str:
+    from console.ledger.jobs import expire_holds
+
+    return expire_holds(session, actor, now)
+
+
 JOBS: tuple[Job, ...] = (
     Job("flows.auto_revert", dt.timedelta(seconds=30), _revert_flows,
         "Turn flows back on when their auto-revert time has passed"),
+    Job("ledger.expire_holds", dt.timedelta(minutes=1), _expire_holds,
+        "Release authorization holds past their expiry (no advice or clearing came)"),
 )
