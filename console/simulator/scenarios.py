@@ -608,7 +608,7 @@ def _rngs(seed: int) -> tuple[random.Random, random.Random, random.Random]:
     )
 
 
-def _bad_request(rng: random.Random, ids: Ids, script: CardScript, index: int) -> BadRequest:
+def _bad_request(ids: Ids, script: CardScript, index: int) -> BadRequest:
     kinds = list(BadKind)
     body = dict(script.steps[0].body) if script.steps else {
         "type": MessageType.CARD_STATUS.value, "id": "cst_none",
@@ -647,7 +647,7 @@ def work_items(
         nonlocal bad_count
         yield policy.apply(script, plans)
         if noise.random() < bad_rate:
-            yield _bad_request(noise, ids, script, bad_count)
+            yield _bad_request(ids, script, bad_count)
             bad_count += 1
 
     def generate(card: SimCard) -> CardScript:

@@ -299,10 +299,8 @@ class Sender:
             self._report.duplicate_answer(answer, copy)
         return answer
 
-    def _ask_once(
-        self, webhook_id: str, data: bytes, *, duplicate: bool, session: requests.Session | None
-        = None
-    ) -> tuple[Answer, float]:
+    def _ask_once(self, webhook_id: str, data: bytes, *, duplicate: bool,
+                  session: requests.Session | None = None) -> tuple[Answer, float]:
         result = self._post(webhook_id, data, self._deadline_s, session)
         self._report.delivery(result.status, result.latency_s, duplicate=duplicate)
         return classify_answer(result.status, result.body, result.latency_s,
