@@ -120,6 +120,9 @@ def register_commands(app: Flask) -> None:
     from console.scheduler.commands import scheduler_group
 
     app.cli.add_command(scheduler_group)
+    from console.demo_seed import demo_group
+
+    app.cli.add_command(demo_group)
     from console.simulator.commands import simulate_group
 
     app.cli.add_command(simulate_group)

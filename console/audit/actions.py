@@ -10,6 +10,7 @@ class AuditAction(StrEnum):
     AUDIT_LOG_EXPORT = "audit.log.export"
     AUDIT_CHAIN_VERIFY = "audit.chain.verify"
     AUDIT_CHECKPOINT_SIGN = "audit.checkpoint.sign"
+    DEMO_DATA_SEED = "system.demo_data.seed"
 
     # Identity and access (console.auth)
     AUTH_SESSION_LOGIN = "auth.session.login"

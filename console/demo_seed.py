@@ -1,0 +1,60 @@
+"""`flask --app wsgi demo seed`: load the simulator's card book into the console (sandbox only).
+
+The simulator plays FINCI; the console keeps its own card records and balances. For a demo
+(or a rehearsal) the two must know the same cards, so this creates each simulated card with a
+funded customer account: the same seed gives the same cards as `simulate … --seed`.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from console.audit import Actor, AuditAction, record
+from console.cards.services import card_by_token, issue_funded_card
+from console.simulator.cards import seeded_cards
+
+OPENING_BALANCE = 2_500_00  # minor units: enough for a day of simulated purchases
+
+
+def seed_cards(session: Session, actor: Actor, *, seed: int, count: int,
+               balance: int = OPENING_BALANCE) -> int:
+    """Create the simulated cards the console does not know yet; return how many were new."""
+    created = 0
+    for sim in seeded_cards(seed, count):
+        if card_by_token(session, sim.token_id) is not None:
+            continue
+        card = issue_funded_card(session, token_id=sim.token_id, currency=sim.currency,
+                                 balance=balance, status=sim.token_status, posted_by=actor.id)
+        card.masked_number = sim.card_number
+        card.stage = sim.token_stage.value
+        card.person_id, card.corporate_id = sim.person_id, sim.corporate_id
+        card.employee_id, card.product_id = sim.employee_id, sim.product_id
+        created += 1
+    session.flush()
+    record(session, actor=actor, action=AuditAction.DEMO_DATA_SEED,
+           details={"seed": seed, "cards": count, "created": created})
+    return created
+
+
+@click.group("demo", help="Demo and rehearsal data (sandbox only).")
+def demo_group():
+    pass
+
+
+@demo_group.command("seed", help="Create the simulator's cards with funded accounts.")
+@click.option("--seed", default=1, show_default=True, help="The simulator's --seed.")
+@click.option("--cards", "count", default=50, show_default=True,
+              type=click.IntRange(1, 10_000), help="The simulator's --cards.")
+@click.option("--json", "as_json", is_flag=True)
+def seed_command(seed: int, count: int, as_json: bool):
+    from console.cli import cli_actor, emit
+    from console.unit_of_work import database
+
+    if current_app.extensions["settings"].is_production:
+        raise click.ClickException("demo data is never loaded into production")
+    with database().transaction() as session:
+        created = seed_cards(session, cli_actor(), seed=seed, count=count)
+    emit(as_json, {"seed": seed, "cards": count, "created": created},
+         f"{created} new demo cards (seed {seed}, {count} in the book)")
