@@ -33,6 +33,7 @@ ACCEPTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                        "ES256", "ES384", "ES512", "EdDSA")
 CLOCK_SKEW_S = 60
 METADATA_TTL_S = 3600
+DISCOVERY_RETRY_S = 15
 # An unknown key id triggers one JWKS refresh (key rotation) at most this often.
 JWKS_REFRESH_MIN_INTERVAL_S = 60
 # A login must come back from the IdP within this time.
@@ -101,6 +102,7 @@ class OidcClient:
         self._metadata_at = 0.0
         self._keys: KeySet | None = None
         self._keys_at = 0.0
+        self._failed_at = -DISCOVERY_RETRY_S
 
     # -- provider documents -------------------------------------------------------------------
 
@@ -124,8 +126,17 @@ class OidcClient:
         with self._lock:
             if self._metadata and time.monotonic() - self._metadata_at < METADATA_TTL_S:
                 return self._metadata
+            # While the provider is down, answer at once instead of waiting out a timeout on
+            # every page (the sign-in page, with its break-glass link, must stay quick).
+            if time.monotonic() - self._failed_at < DISCOVERY_RETRY_S:
+                raise OidcError("discovery_unreachable")
         issuer = self.settings.issuer or ""
-        document = self._get_json(f"{issuer}/.well-known/openid-configuration", "discovery")
+        try:
+            document = self._get_json(f"{issuer}/.well-known/openid-configuration", "discovery")
+        except OidcError:
+            with self._lock:
+                self._failed_at = time.monotonic()
+            raise
         # The discovery document must name exactly the issuer we trust (mix-up defence).
         if document.get("issuer") != issuer:
             raise OidcError("discovery_issuer_mismatch")

@@ -109,3 +109,14 @@ def test_next_never_leaves_the_console(value):
 
 def test_next_keeps_a_local_path_and_query():
     assert safe_next("/audit/?actor=x") == "/audit/?actor=x"
+
+
+def test_a_route_without_a_declaration_is_refused_to_everyone(app, as_admin):
+    bare = Blueprint("bare", __name__)
+
+    @bare.get("/bare")
+    def undeclared():
+        return "open door"
+
+    app.register_blueprint(bare)
+    assert as_admin.get("/bare").status_code == 403

@@ -167,3 +167,18 @@ def test_an_unreachable_provider_gives_a_clear_page_not_an_error(app, client, op
     response = client.post("/auth/login", data={"csrf_token": anonymous_csrf(client)})
     assert response.status_code == 503
     assert "identity provider is unreachable" in response.get_data(as_text=True)
+
+
+def test_while_the_provider_is_down_the_sign_in_page_does_not_wait_on_it(app, client, op):
+    from console.auth.oidc import OidcClient, OidcError
+
+    oidc = OidcClient(app.extensions["oidc_client"].settings.__class__(
+        issuer="http://127.0.0.1:9", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+        allow_http_issuer=True, http_timeout_s=0.5))
+    calls = []
+    real_get = oidc.http.get
+    oidc.http.get = lambda *a, **k: calls.append(a) or real_get(*a, **k)
+    for _ in range(3):
+        with pytest.raises(OidcError, match="discovery_unreachable"):
+            oidc.metadata()
+    assert len(calls) == 1
