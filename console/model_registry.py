@@ -14,5 +14,6 @@ from console.pipeline import models as pipeline_models  # noqa: F401
 from console.cards import models as card_models  # noqa: F401
 from console.ledger import models as ledger_models  # noqa: F401
 from console.decisioning import models as decisioning_models  # noqa: F401
+from console.transactions import models as transaction_models  # noqa: F401
 
 metadata = Base.metadata

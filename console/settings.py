@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from console.auth.settings import AuthSettings
 from console.decisioning.settings import DecisioningSettings
+from console.transactions.settings import LifecycleSettings
 
 if TYPE_CHECKING:
     from console.ingress.settings import IngressSettings
@@ -171,6 +172,9 @@ class Settings:
     ingress: IngressSettings = field(default_factory=lambda: _ingress_settings().IngressSettings())
     # Authorization decisioning: mode, time budget, fallback answers (console.decisioning.settings).
     decisioning: DecisioningSettings = field(default_factory=DecisioningSettings)
+    # Transaction and card lifecycle: ledger kept or not, hold expiry, tolerance, the FINCI Card
+    # API (console.transactions.settings).
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
 
     @property
     def is_production(self) -> bool:
@@ -231,6 +235,7 @@ class Settings:
             auth=auth,
             decisioning=DecisioningSettings.from_env(
                 env, production=environment is Environment.PRODUCTION),
+            lifecycle=LifecycleSettings.from_env(env, relaxed=mode is not Mode.LIVE),
             ingress=_ingress_settings().IngressSettings.from_env(
                 env, environment=environment, mode=mode,
                 serve=_choice(env, "CONSOLE_SERVE", Serve, Serve.ALL)),

@@ -40,6 +40,19 @@ class Outcome(StrEnum):
     FAILURE = "failure"
     DENIED = "denied"
 
+    # Transaction lifecycle and card lifecycle (console.transactions, console.cards)
+    TRANSACTIONS_POSTING_RETRY = "transactions.posting.retry"
+    TRANSACTIONS_POSTING_ACCEPT = "transactions.posting.accept"
+    TRANSACTIONS_AUTHORIZATIONS_EXPIRE = "transactions.authorizations.expire"
+    TRANSACTIONS_ORPHANS_POST = "transactions.orphans.post"
+    CARDS_STATUS_REQUEST = "cards.status.request"
+    CARDS_STATUS_SEND = "cards.status.send"
+    CARDS_STATUS_RETRY = "cards.status.retry"
+    CARDS_BOOK_REFRESH = "cards.book.refresh"
+    CARDS_ACCOUNT_LINK = "cards.account.link"
+    LEDGER_ACCOUNT_CLOSE = "ledger.account.close"
+    LEDGER_ACCOUNT_REOPEN = "ledger.account.reopen"
+
 
 class ActorType(StrEnum):
     USER = "user"

@@ -80,6 +80,8 @@ class LedgerAccount(Base):
     held_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Closed accounts take no new postings (issue #6: a posting failure until reopened).
+    closed_at: Mapped[dt.datetime | None]
 
     @property
     def available_balance(self) -> int:

@@ -65,14 +65,38 @@ def open_account(session: Session, *, kind: AccountKind, name: str, currency: st
     return account
 
 
-def funding_account(session: Session, currency: str) -> LedgerAccount:
-    """The program's funding source in ``currency`` (created on first use)."""
-    external_id = f"funding:{currency}"
+def program_account(session: Session, kind: AccountKind, currency: str) -> LedgerAccount:
+    """The program's own account of ``kind`` in ``currency`` (created on first use)."""
+    kind = AccountKind(kind)
+    external_id = f"{kind.value}:{currency}"
     account = session.scalar(select(LedgerAccount).where(LedgerAccount.external_id == external_id))
     if account is None:
-        account = open_account(session, kind=AccountKind.FUNDING, name=f"Funding {currency}",
+        account = open_account(session, kind=kind, name=f"{kind.value.title()} {currency}",
                                currency=currency, external_id=external_id)
     return account
+
+
+def funding_account(session: Session, currency: str) -> LedgerAccount:
+    """The program's funding source in ``currency`` (created on first use)."""
+    return program_account(session, AccountKind.FUNDING, currency)
+
+
+def settlement_account(session: Session, currency: str) -> LedgerAccount:
+    """What the program owes FINCI / the scheme for cleared transactions, in ``currency``."""
+    return program_account(session, AccountKind.SETTLEMENT, currency)
+
+
+def close_account(session: Session, account_id: int, now: dt.datetime | None = None) -> bool:
+    """Stop new postings to the account (existing holds and entries stay); False if unknown."""
+    now = now or utcnow()
+    return session.execute(update(LedgerAccount).where(LedgerAccount.id == account_id)
+                           .values(closed_at=now, updated_at=now)).rowcount == 1
+
+
+def reopen_account(session: Session, account_id: int, now: dt.datetime | None = None) -> bool:
+    now = now or utcnow()
+    return session.execute(update(LedgerAccount).where(LedgerAccount.id == account_id)
+                           .values(closed_at=None, updated_at=now)).rowcount == 1
 
 
 def lock_account(session: Session, account_id: int) -> LedgerAccount | None:

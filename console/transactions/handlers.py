@@ -1,0 +1,64 @@
+"""Pipeline handlers for the transaction lifecycle (registered in ``console.pipeline.handlers``).
+
+Reversals, presentments and refunds are registered here. ``authorization`` messages have one
+handler, decisioning's (the advice against our answer, the hold); it calls :func:`apply` after its
+own work, so the transaction sees the hold exactly as the advice left it.
+
+Each message is linked to its transaction and the transaction settled (state derived from all its
+messages, ledger brought in line) in the worker's transaction, together with the "processed"
+mark: the effect happens once, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import current_app, has_app_context
+
+from console.db import utcnow
+from console.finci.contract import MessageType
+from console.pipeline import handlers
+from console.transactions.linking import Unlinkable, link
+from console.transactions.services import Settled, settle
+from console.transactions.settings import LifecycleSettings
+
+_override: LifecycleSettings | None = None
+
+
+def lifecycle_settings() -> LifecycleSettings:
+    """The settings of the app running this handler (the worker runs inside one)."""
+    if _override is not None:
+        return _override
+    if has_app_context():
+        settings = current_app.extensions.get("settings")
+        if settings is not None:
+            return settings.lifecycle
+    return LifecycleSettings()
+
+
+@contextmanager
+def configured(settings: LifecycleSettings) -> Iterator[None]:
+    """Process messages under ``settings`` outside any app (tests, benchmarks)."""
+    global _override
+    previous, _override = _override, settings
+    try:
+        yield
+    finally:
+        _override = previous
+
+
+def apply(ctx: handlers.Context) -> Settled:
+    now = utcnow()
+    try:
+        transaction, _new = link(ctx.session, ctx.stored, ctx.message, now)
+    except Unlinkable as exc:
+        raise handlers.DeadLetter(str(exc)) from None
+    return settle(ctx.session, transaction, lifecycle_settings(), now=now)
+
+
+@handlers.register(MessageType.REVERSAL.value, name="transactions.reversal")
+@handlers.register(MessageType.PRESENTMENT.value, name="transactions.presentment")
+@handlers.register(MessageType.REFUND.value, name="transactions.refund")
+def handle_lifecycle_message(ctx: handlers.Context) -> handlers.Result:
+    return handlers.Result(f"{ctx.message.type}: {apply(ctx).summary}")

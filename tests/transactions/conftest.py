@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from console.cards.services import issue_funded_card
+from console.transactions.settings import LifecycleSettings
+from tests.transactions.support import Bodies, Driver, assert_ledger_balanced, new_id
+
+
+@pytest.fixture(autouse=True)
+def ledger_stays_balanced(request):
+    """After every test that touched a database: the ledger balances per currency."""
+    if "db_session" not in request.fixturenames:
+        yield
+        return
+    session = request.getfixturevalue("db_session")
+    yield
+    assert_ledger_balanced(session)
+
+
+@pytest.fixture
+def lifecycle():
+    return LifecycleSettings()
+
+
+@pytest.fixture
+def driver(test_database, db_session, lifecycle):
+    return Driver(test_database, db_session, lifecycle)
+
+
+@pytest.fixture
+def card(db_session):
+    """An active EUR card with 100.00 on its own account."""
+    return issue_funded_card(db_session, token_id=new_id("tok"), currency="EUR",
+                             balance=100_000)
+
+
+@pytest.fixture
+def bodies(card):
+    return Bodies(card.token_id)
