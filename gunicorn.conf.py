@@ -29,11 +29,17 @@ certfile = os.environ.get("TLS_CERT_FILE") or None
 keyfile = os.environ.get("TLS_KEY_FILE") or None
 if bool(certfile) != bool(keyfile):
     raise SystemExit("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
-if certfile:
+
+
+def ssl_context(config, default_ssl_context_factory):
+    # TLS 1.2+ with forward-secret AEAD suites only (TLS 1.3 suites are fixed by OpenSSL).
     import ssl
 
-    ssl_version = ssl.PROTOCOL_TLS_SERVER
-    ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
+    context = default_ssl_context_factory()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
+    return context
+
 
 logconfig_dict = logging_config(os.environ.get("LOG_LEVEL", "INFO").upper())
 accesslog = "-"

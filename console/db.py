@@ -95,9 +95,13 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
+    # IMMEDIATE takes the write lock at BEGIN. With plain BEGIN, two transactions that both read
+    # and then write deadlock on the lock upgrade, and SQLite fails one at once with "database
+    # is locked" instead of waiting (busy_timeout does not apply to that case). The embedded
+    # default trades some read concurrency for never failing a write that would have succeeded.
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
