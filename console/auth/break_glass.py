@@ -23,17 +23,26 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from console.audit import Actor, AuditAction, Outcome, Target, record
-from console.auth.models import BREAK_GLASS, BREAK_GLASS_ISSUER, BreakGlassAccount, User, UserRole
+from console.auth.models import (
+    BREAK_GLASS,
+    BREAK_GLASS_ISSUER,
+    BreakGlassAccount,
+    LoginAttempt,
+    User,
+    UserRole,
+)
 from console.auth.services import Identity, LoginRefused, login, user_target
 from console.auth.sessions import SessionLimits, StartedSession
 from console.security.permissions import Role
 
 MAX_FAILURES = 10
 LOCKOUT = dt.timedelta(minutes=30)
+# Failures from one address (any account names) before that address is refused for LOCKOUT.
+MAX_SOURCE_FAILURES = 20
 MIN_PASSWORD_LENGTH = 16
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
 TOTP_ISSUER = "FINCI console break-glass"
@@ -158,14 +167,23 @@ def sign_in(db: Session, name: str, password: str, code: str, *, origin: Actor,
     error (``keep_on_error``): failure counts and audit rows are the point.
     """
     target = Target("user", _username(name[:40]))
-    account = _account(db, name[:40])
+
+    def attempt(succeeded: bool, reason: str | None = None) -> None:
+        db.add(LoginAttempt(occurred_at=at, username=name[:200], source_ip=origin.source_ip,
+                            succeeded=succeeded, reason=reason))
+        db.flush()
 
     def refuse(reason: str) -> LoginRefused:
+        attempt(False, reason)
         record(db, actor=origin, action=AuditAction.AUTH_BREAK_GLASS_LOGIN,
                outcome=Outcome.FAILURE if reason != "disabled" else Outcome.DENIED,
                target=target, details={"reason": reason})
         return LoginRefused(reason, "Sign-in failed.")
 
+    if _source_failures(db, origin.source_ip, at) >= MAX_SOURCE_FAILURES:
+        # Checked before anything else, so the answer says nothing about the account.
+        raise refuse("source_throttled")
+    account = _account(db, name[:40])
     if account is None:
         _verify_password(_dummy_hash(), password)
         raise refuse("unknown_account")
@@ -196,6 +214,7 @@ def sign_in(db: Session, name: str, password: str, code: str, *, origin: Actor,
     account.last_totp_step = step
     if _hasher.check_needs_rehash(account.password_hash):
         account.password_hash = _hasher.hash(password)
+    attempt(True)
     user = account.user
     identity = Identity(issuer=BREAK_GLASS_ISSUER, subject=user.subject, username=user.username,
                         display_name=user.display_name, email=None,
@@ -203,6 +222,19 @@ def sign_in(db: Session, name: str, password: str, code: str, *, origin: Actor,
                         kind=BREAK_GLASS)
     return login(db, identity, origin=origin, at=at, limits=limits, replaces=replaces,
                  break_glass=True)
+
+
+def _source_failures(db: Session, source_ip: str | None, at: dt.datetime) -> int:
+    if source_ip is None:
+        return 0
+    return db.scalar(select(func.count(LoginAttempt.id)).where(
+        LoginAttempt.source_ip == source_ip, LoginAttempt.succeeded.is_(False),
+        LoginAttempt.reason != "source_throttled",
+        LoginAttempt.occurred_at > at - LOCKOUT)) or 0
+
+
+def purge_attempts(db: Session, *, before: dt.datetime) -> int:
+    return db.execute(delete(LoginAttempt).where(LoginAttempt.occurred_at < before)).rowcount or 0
 
 
 def _verify_password(password_hash: str, password: str) -> bool:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 
 import click
@@ -78,10 +79,15 @@ def unlock(name: str, as_json: bool):
          f"break-glass:{name} unlocked")
 
 
-@auth_group.command("purge-sessions", help="Delete expired sessions (idle or past 12 hours).")
+@auth_group.command("purge-sessions",
+                    help="Delete expired sessions and break-glass attempts older than 90 days.")
 @json_option
 def purge_sessions(as_json: bool):
     limits = SessionLimits.from_settings(current_app.extensions["settings"].auth)
+    now = utcnow()
     with database().transaction() as session:
-        purged = purge_expired(session, at=utcnow(), limits=limits)
-    emit(as_json, {"purged": purged}, f"{purged} expired session(s) deleted")
+        purged = purge_expired(session, at=now, limits=limits)
+        # The audit log keeps every attempt; this table only needs recent ones for throttling.
+        attempts = break_glass.purge_attempts(session, before=now - dt.timedelta(days=90))
+    emit(as_json, {"purged": purged, "attempts_purged": attempts},
+         f"{purged} expired session(s), {attempts} old sign-in attempt(s) deleted")

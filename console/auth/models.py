@@ -135,3 +135,19 @@ class BreakGlassAccount(Base):
     created_at: Mapped[dt.datetime]
 
     user: Mapped[User] = relationship()
+
+
+class LoginAttempt(Base):
+    """One break-glass sign-in attempt. Counts failures per source address (the per-account
+    count lives on the account), so one address cannot spray guesses at many account names,
+    each costing an argon2 verification."""
+
+    __tablename__ = "login_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(index=True)
+    # The name that was tried (it may not exist).
+    username: Mapped[str] = mapped_column(String(200))
+    source_ip: Mapped[str | None] = mapped_column(String(45), index=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(40))

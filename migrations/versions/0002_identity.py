@@ -73,9 +73,25 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['console_user.id'], name=op.f('fk_console_user_role_user_id_console_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', 'role', name=op.f('pk_console_user_role'))
     )
+    op.create_table('login_attempt',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('username', sa.String(length=200), nullable=False),
+    sa.Column('source_ip', sa.String(length=45), nullable=True),
+    sa.Column('succeeded', sa.Boolean(), nullable=False),
+    sa.Column('reason', sa.String(length=40), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_attempt'))
+    )
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_attempt_occurred_at'), ['occurred_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_login_attempt_source_ip'), ['source_ip'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_attempt_source_ip'))
+        batch_op.drop_index(batch_op.f('ix_login_attempt_occurred_at'))
+    op.drop_table('login_attempt')
     op.drop_table('console_user_role')
     with op.batch_alter_table('console_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_console_session_user_id'))

@@ -168,3 +168,27 @@ def test_accounts_must_be_well_formed(db_session, settings, name, password, role
     with pytest.raises(break_glass.BreakGlassError, match=message):
         break_glass.create_account(db_session, name, password, roles, actor=Actor.cli("root"),
                                    secret_key=settings.secret_key, at=utcnow())
+
+
+def test_one_address_guessing_many_names_is_throttled(app, clock, totp, db_session):
+    client = app.test_client()
+    for n in range(20):
+        _attempt(client, clock, totp, username=f"guess{n}")
+    # Now even the right credentials from that address are refused, without a password check.
+    assert _attempt(client, clock, totp).status_code == 401
+    assert _events(db_session, "auth.break_glass.login")[-1]["reason"] == "source_throttled"
+    other = app.test_client()
+    assert _attempt(other, clock, totp, username="alice").status_code == 401  # same address
+    clock.advance(minutes=31)
+    assert _attempt(client, clock, totp).status_code == 303
+
+
+def test_every_attempt_is_recorded_with_its_source(client, clock, totp, db_session):
+    from console.auth.models import LoginAttempt
+
+    _attempt(client, clock, totp, password="not the password!!")
+    _attempt(client, clock, totp)
+    rows = db_session.scalars(select(LoginAttempt).order_by(LoginAttempt.id)).all()
+    assert [(r.username, r.succeeded, r.reason) for r in rows] == [
+        ("alice", False, "bad_password"), ("alice", True, None)]
+    assert rows[0].source_ip == "127.0.0.1"

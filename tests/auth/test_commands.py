@@ -78,5 +78,5 @@ def test_purge_sessions_deletes_only_expired_ones(cli, sign_in, client, db_sessi
         expires_at=dt.datetime(2020, 1, 1, 12, tzinfo=dt.UTC), data="{}"))
     db_session.commit()
     result = cli("auth", "purge-sessions", "--json")
-    assert json.loads(result.output) == {"purged": 1}
+    assert json.loads(result.output) == {"purged": 1, "attempts_purged": 0}
     assert client.get("/").status_code == 200
