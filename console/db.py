@@ -57,6 +57,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
 def make_engine(url: str, *, connect_timeout_s: int = 1, pool_timeout_s: float = 1.0,
                 pool_size: int = 5) -> Engine:
     if url.startswith("sqlite"):
@@ -95,13 +98,15 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 
-    # IMMEDIATE takes the write lock at BEGIN. With plain BEGIN, two transactions that both read
-    # and then write deadlock on the lock upgrade, and SQLite fails one at once with "database
-    # is locked" instead of waiting (busy_timeout does not apply to that case). The embedded
-    # default trades some read concurrency for never failing a write that would have succeeded.
+    # Units of work (Database sessions) BEGIN IMMEDIATE, taking the write lock up front. With a
+    # plain BEGIN, two transactions that both read and then write deadlock on the lock upgrade
+    # and SQLite fails one at once with "database is locked" (busy_timeout does not cover that
+    # case). Plain connections (probes, migrations) keep a deferred BEGIN so they never queue
+    # behind writers.
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -109,7 +114,10 @@ class Database:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+        bind = engine
+        if engine.dialect.name == "sqlite":
+            bind = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        self.sessionmaker = sessionmaker(bind=bind, expire_on_commit=False, autoflush=True)
 
     @classmethod
     def from_settings(cls, settings) -> Database:

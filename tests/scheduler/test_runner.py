@@ -76,3 +76,21 @@ def test_serve_runs_jobs_while_leading_and_stops_cleanly(database, monkeypatch):
     successor = Leadership(database.engine)
     assert successor.try_acquire()  # leadership was released
     successor.release()
+
+
+def test_concurrent_jobs_do_not_fail_each_other_with_lock_errors(database):
+    # Two jobs that read then write at the same moment (the demo's scheduler did this at start).
+    jobs = [Job(f"test.concurrent{n}", dt.timedelta(seconds=1), lambda s, a, now: "ok", "x")
+            for n in range(2)]
+    outcomes: list[str] = []
+
+    def runner(job):
+        for _ in range(15):
+            outcomes.append(run_job(database, job))
+
+    threads = [threading.Thread(target=runner, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert outcomes == ["success"] * 30
