@@ -85,12 +85,14 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from console.auth.routes import bp as auth_bp
         from console.flows.routes import bp as flows_bp
         from console.home.routes import bp as home_bp
+        from console.pipeline.routes import bp as pipeline_bp
 
         app.register_blueprint(home_bp)
         app.register_blueprint(audit_bp)
         app.register_blueprint(auth_bp)
         app.register_blueprint(users_bp)
         app.register_blueprint(flows_bp)
+        app.register_blueprint(pipeline_bp)
     # Decisioning: the ingress's decider, the worker's authorization handler, console pages.
     from console.decisioning.port import init_app as init_decisioning
 

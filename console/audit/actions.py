@@ -30,6 +30,12 @@ class AuditAction(StrEnum):
     FLOW_SWITCH_ENABLE = "flows.switch.enable"
     FLOW_SWITCH_DISABLE = "flows.switch.disable"
 
+    # Event pipeline (console.pipeline)
+    PIPELINE_REPLAY_START = "pipeline.replay.start"
+    PIPELINE_REPLAY_CANCEL = "pipeline.replay.cancel"
+    PIPELINE_REPLAY_COMPLETE = "pipeline.replay.complete"
+    PIPELINE_MESSAGE_DEAD_LETTER = "pipeline.message.dead_letter"
+
     # Authorization decisioning (console.decisioning)
     DECISIONING_RULES_UPDATE = "decisioning.rules.update"
     LEDGER_HOLDS_EXPIRE = "ledger.holds.expire"

@@ -16,7 +16,7 @@ def ingress_config(request):
 
 @pytest.fixture
 def settings(db_factory, ingress_config):
-    return make_settings(db_factory.template_url, ingress=ingress_config)
+    return make_settings(db_factory.shared_url, ingress=ingress_config)
 
 
 class Clock:

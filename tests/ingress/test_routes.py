@@ -186,7 +186,7 @@ def test_without_any_secret_everything_is_refused(client, clock, db_session):
 
 
 def test_a_sandbox_secret_never_verifies_production_traffic(db_factory, test_database):
-    production = make_settings(db_factory.template_url, environment=Environment.PRODUCTION,
+    production = make_settings(db_factory.shared_url, environment=Environment.PRODUCTION,
                                ingress=ingress_settings(secrets=(OTHER_SECRET,)))
     app = create_app(production, database=test_database)
     response = deliver(app.test_client(), message(), secret=SECRET)

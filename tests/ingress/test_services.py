@@ -146,7 +146,8 @@ def test_an_unknown_type_is_stored_for_review(client, db_session):
 # --- authorization requests and the decisioning port ----------------------------------------
 
 def test_without_decisioning_a_request_gets_the_safe_default_and_the_reason(client, db_session):
-    response = deliver(client, message("authorization", advice=False))
+    with decisioning_port.using(None):
+        response = deliver(client, message("authorization", advice=False))
     assert response.status_code == 200
     assert response.data == contract.AUTHORIZATION_DECLINE_BODY
     [stored] = messages(db_session)
