@@ -8,10 +8,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from console.audit import Actor, AuditAction, Target, record
 from console.cards.models import Card
 from console.finci.contract import TokenStatus
 from console.ledger import services as ledger
-from console.ledger.models import AccountKind
+from console.ledger.models import AccountKind, LedgerAccount
 
 
 def create_card(session: Session, *, token_id: str, currency: str,
@@ -44,3 +45,21 @@ def issue_funded_card(session: Session, *, token_id: str, currency: str = "EUR",
                     posted_by=posted_by)
     return create_card(session, token_id=token_id, currency=currency, status=status,
                        account_id=account_id)
+
+
+def link_account(session: Session, actor: Actor, token_id: str, account_id: int) -> Card:
+    """Link a card to the ledger account it spends from (audited): the repair for postings
+    that failed with ``unknown_account``, and how a card first seen in get-cards gets funds."""
+    card = session.scalar(select(Card).where(Card.token_id == token_id).with_for_update())
+    if card is None:
+        raise LookupError(f"no card with token {token_id}")
+    account = session.get(LedgerAccount, account_id)
+    if account is None:
+        raise LookupError(f"no ledger account {account_id}")
+    before = {"account_id": card.account_id}
+    card.account_id = account.id
+    session.flush()
+    record(session, actor=actor, action=AuditAction.CARDS_ACCOUNT_LINK,
+           target=Target("card", token_id), before=before,
+           after={"account_id": account.id, "currency": account.currency})
+    return card

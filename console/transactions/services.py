@@ -443,18 +443,18 @@ def retry_failed(session: Session, actor: Actor, settings: LifecycleSettings, *,
 
 def failed_postings(session: Session, limit: int = 200) -> list[tuple[TransactionPosting,
                                                                         CardTransaction]]:
-    return list(session.execute(
+    return [(posting, transaction) for posting, transaction in session.execute(
         select(TransactionPosting, CardTransaction)
         .join(CardTransaction, CardTransaction.id == TransactionPosting.transaction_id)
         .where(TransactionPosting.status == PostingStatus.FAILED.value)
-        .order_by(TransactionPosting.updated_at.desc()).limit(limit)).tuples())
+        .order_by(TransactionPosting.updated_at.desc()).limit(limit))]
 
 
 def failure_counts(session: Session) -> dict[str, int]:
-    return dict(session.execute(
+    return {reason: count for reason, count in session.execute(
         select(TransactionPosting.reason, func.count())
         .where(TransactionPosting.status == PostingStatus.FAILED.value)
-        .group_by(TransactionPosting.reason)).tuples().all())
+        .group_by(TransactionPosting.reason))}
 
 
 def mark_expired(session: Session, transaction: CardTransaction, settings: LifecycleSettings,

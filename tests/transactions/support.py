@@ -7,7 +7,6 @@ Also the ledger check every lifecycle and card test runs after itself (``assert_
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,12 +32,6 @@ from tests.ingress.helpers import encode, ingress_settings, message, new_webhook
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 PIPELINE = ingress_settings(max_attempts=3, batch_size=200, lease_s=60.0, poll_interval_s=0.01)
-_ids = itertools.count(1)
-
-
-def letters(n: int) -> str:
-    """A letters-only suffix: ids with digit runs could look like card numbers to the scanner."""
-    return "".join("abcdefghij"[int(d)] for d in str(n))
 
 
 def new_id(prefix: str) -> str:
