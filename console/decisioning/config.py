@@ -321,17 +321,28 @@ def digest(document: dict[str, Any]) -> str:
 
 def active_config(session: Session) -> RuleConfig:
     """The configuration in force: one indexed read; parsed documents are cached per process."""
-    head = session.execute(select(RuleConfigVersion.version, RuleConfigVersion.digest)
-                           .order_by(RuleConfigVersion.version.desc()).limit(1)).one_or_none()
+    head = session.execute(head_version_query()).one_or_none()
     if head is None:
         return DEFAULT
-    key = (head.version, head.digest)
+    return config_for(session, head.version, head.digest)
+
+
+def head_version_query():
+    return (select(RuleConfigVersion.version, RuleConfigVersion.digest)
+            .order_by(RuleConfigVersion.version.desc()).limit(1))
+
+
+def config_for(session: Session, version: int | None, digest_: str | None) -> RuleConfig:
+    """The parsed configuration of ``version`` (whose digest is ``digest_``), cached."""
+    if version is None or digest_ is None:
+        return DEFAULT
+    key = (version, digest_)
     cached = _cache.get(key)
     if cached is not None:
         return cached
     document = session.scalar(select(RuleConfigVersion.document)
-                              .where(RuleConfigVersion.version == head.version))
-    config = RuleConfig.from_document(document, head.version)
+                              .where(RuleConfigVersion.version == version))
+    config = RuleConfig.from_document(document, version)
     with _cache_lock:
         if len(_cache) > 64:
             _cache.clear()

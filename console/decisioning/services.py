@@ -27,7 +27,8 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,12 +43,13 @@ from console.decisioning.budget import (
     StatementDeadline,
     is_timeout,
 )
-from console.decisioning.config import RuleConfig, active_config
+from console.decisioning.config import RuleConfig, config_for, head_version_query
 from console.decisioning.models import DecisionRecord, Origin, Reason
 from console.decisioning.settings import AnswerStatus, DecisioningMode, DecisioningSettings
 from console.finci.contract import ResponseCode
 from console.finci.payload import WebhookMessage
-from console.flows.services import Flow, is_enabled
+from console.flows.models import FlowSwitch
+from console.flows.services import Flow
 from console.ledger import services as ledger
 from console.ledger.models import HoldSource, LedgerAccount
 from console.security.redaction import redact_text
@@ -83,7 +85,8 @@ def decide(session: Session, message: WebhookMessage, settings: DecisioningSetti
     if not message.is_authorization_request:
         raise ValueError("decide() takes authorization requests (advice=false) only")
     # The caller's pending writes are its own: flush them before our SAVEPOINT, outside the
-    # budget guard, so a rollback of ours can never take them along.
+    # budget guard, so a rollback of ours can never take them along. From here on the hot path
+    # is Core statements on the session's connection (prebuilt, so no per-call compilation).
     session.flush()
     budget = Budget(settings.budget_s, clock)
     timer = StageTimer(clock)
@@ -92,8 +95,8 @@ def decide(session: Session, message: WebhookMessage, settings: DecisioningSetti
     with StatementDeadline(connection, budget.decide_by, clock) as guard:
         cause, detail = Reason.ERROR, "unexpected failure"
         try:
-            with session.begin_nested():
-                decision = _decide(session, message, settings, budget, timer, received_at)
+            with connection.begin_nested():
+                decision = _decide(connection, message, settings, budget, timer, received_at)
                 # The last word: an approval that is late is not given, and its hold and record
                 # go with the SAVEPOINT (no orphan hold).
                 timer.start("answer")
@@ -107,7 +110,7 @@ def decide(session: Session, message: WebhookMessage, settings: DecisioningSetti
             # A concurrent request for the same authorization recorded its decision first.
             guard.forget()
             guard.move_deadline(budget.fallback_deadline())
-            first = _replay(session, message.id)
+            first = _replay(connection, message.id)
             if first is not None:
                 return first
             detail = "conflicting concurrent write"
@@ -123,41 +126,47 @@ def decide(session: Session, message: WebhookMessage, settings: DecisioningSetti
             detail = f"{type(exc).__name__} in stage {timer.current!r}"
         guard.forget()
         guard.move_deadline(budget.fallback_deadline())
-        return _fallback(session, message, settings, cause, detail, budget, timer, received_at)
+        return _fallback(connection, message, settings, cause, detail, budget, timer,
+                         received_at)
 
 
-def _decide(session: Session, message: WebhookMessage, settings: DecisioningSettings,
+def _decide(connection: Connection, message: WebhookMessage, settings: DecisioningSettings,
             budget: Budget, timer: StageTimer, received_at: dt.datetime) -> Decision:
     timer.start("lookup")
-    first = _replay(session, message.id)
-    if first is not None:
-        raise _Answered(first)  # nothing written: leave the SAVEPOINT through its rollback
+    # One round trip for what every decision needs first: an earlier decision for this
+    # authorization, the kill switch, and the rule configuration version in force.
+    head = connection.execute(_FIRST_READS, {"authorization_id": message.id}).one()
+    if head.existing is not None:
+        first = _replay(connection, message.id)
+        if first is not None:
+            raise _Answered(first)  # nothing written: leave the SAVEPOINT through its rollback
 
     if settings.mode is DecisioningMode.FINCI:
-        return _write(session, message, settings, budget, timer, received_at,
+        return _write(connection, message, settings, budget, timer, received_at,
                       answer=settings.acknowledgement, reason=Reason.FINCI_MANAGED,
                       detail="FINCI-managed program: acknowledgement, not a decision",
                       trace=[], config=None, card=None)
 
     timer.start("config")
-    enabled = is_enabled(session, Flow.DECISIONING)
-    config = active_config(session)
+    # No switch row means the flow's default, enabled (console.flows.services.is_enabled).
+    enabled = head.enabled is None or bool(head.enabled)
+    config = config_for(connection, head.version, head.digest)
     budget.check("config")
 
     timer.start("card")
-    card = _card_facts(session, message.token_id)
+    card = _card_facts(connection, message.token_id)
     budget.check("card")
 
     if not enabled:
         answer = settings.stand_in
         trace = [{"rule": "kill_switch", "passed": False,
                   "detail": f"decisioning switched off: stand-in answer {answer.value}"}]
-        return _write(session, message, settings, budget, timer, received_at, answer=answer,
+        return _write(connection, message, settings, budget, timer, received_at, answer=answer,
                       reason=Reason.KILL_SWITCH, detail="decisioning switched off",
                       trace=trace, config=config, card=card, hold_source=HoldSource.STAND_IN)
 
     timer.start("usage")
-    usage = _usage(session, card, message, config, received_at)
+    usage = _usage(connection, card, message, config, received_at)
     budget.check("usage")
 
     timer.start("rules")
@@ -167,14 +176,14 @@ def _decide(session: Session, message: WebhookMessage, settings: DecisioningSett
     evaluation = rules.evaluate(facts, config)
     failed = evaluation.failed
     budget.check("rules")
-    return _write(session, message, settings, budget, timer, received_at,
+    return _write(connection, message, settings, budget, timer, received_at,
                   answer=AnswerStatus.SUCCESS if failed is None else AnswerStatus.ERROR,
                   reason=evaluation.reason,
                   detail=f"{failed.name}: {failed.detail}" if failed else "all rules passed",
                   trace=evaluation.trace(), config=config, card=card)
 
 
-def _write(session: Session, message: WebhookMessage, settings: DecisioningSettings,
+def _write(connection: Connection, message: WebhookMessage, settings: DecisioningSettings,
            budget: Budget, timer: StageTimer, received_at: dt.datetime, *, answer: AnswerStatus,
            reason: Reason, detail: str, trace: list[dict], config: RuleConfig | None,
            card: rules.CardFacts | None, hold_source: HoldSource = HoldSource.DECISION
@@ -182,51 +191,52 @@ def _write(session: Session, message: WebhookMessage, settings: DecisioningSetti
     hold_id = None
     if answer.approves and settings.mode is DecisioningMode.INTEGRATOR:
         timer.start("hold")
-        hold_id = _place_hold(session, message, settings, card, hold_source, received_at)
+        hold_id = _place_hold(connection, message, settings, card, hold_source, received_at)
         if hold_id is None:
             trace = [*trace, {"rule": "hold", "passed": None,
                               "detail": "approved without a hold: no account in this currency"}]
     timer.start("record")
-    record = _record(message, settings, received_at, answer=answer, reason=reason,
-                     detail=detail, trace=trace, config=config, card=card, timer=timer,
-                     budget=budget)
-    session.add(record)
-    session.flush()
-    return Decision(message.id, answer, reason, detail, record_id=record.id, hold_id=hold_id)
+    record_id = _insert_record(connection, message, settings, received_at, answer=answer,
+                               reason=reason, detail=detail, trace=trace, config=config,
+                               card=card, timer=timer, budget=budget)
+    return Decision(message.id, answer, reason, detail, record_id=record_id, hold_id=hold_id)
 
 
-def _place_hold(session: Session, message: WebhookMessage, settings: DecisioningSettings,
-                card: rules.CardFacts | None, source: HoldSource, now: dt.datetime
-                ) -> int | None:
+def _place_hold(connection: Connection, message: WebhookMessage,
+                settings: DecisioningSettings, card: rules.CardFacts | None, source: HoldSource,
+                now: dt.datetime) -> int | None:
     if card is None or card.account_id is None or card.account_currency != message.currency:
         return None
     return ledger.place_hold(
-        session, authorization_id=message.id, account_id=card.account_id, card_id=card.card_id,
-        amount=message.amount or 0, currency=card.account_currency, source=source,
-        expires_at=now + dt.timedelta(hours=settings.hold_ttl_hours), now=now)
+        connection, authorization_id=message.id, account_id=card.account_id,
+        card_id=card.card_id, amount=message.amount or 0, currency=card.account_currency,
+        source=source, expires_at=now + dt.timedelta(hours=settings.hold_ttl_hours), now=now)
 
 
-def _record(message: WebhookMessage, settings: DecisioningSettings, received_at: dt.datetime,
-            *, answer: AnswerStatus, reason: Reason, detail: str, trace: list[dict],
-            config: RuleConfig | None, card: rules.CardFacts | None, timer: StageTimer,
-            budget: Budget, default_used: bool = False) -> DecisionRecord:
-    stages = dict(timer.stages)
-    return DecisionRecord(
-        authorization_id=message.id, origin=Origin.REQUEST.value, mode=settings.mode.value,
-        token_id=message.token_id or "", card_id=card.card_id if card else None,
-        account_id=card.account_id if card else None, amount=message.amount or 0,
-        currency=message.currency or "", merchant_name=merchant_name_of(message),
-        mcc=merchant_field(message, "mcc"), merchant_country=merchant_field(message, "country"),
-        finci_created_at=message.created_at, received_at=received_at,
-        answer=answer.value, reason=reason.value, detail=detail[:300],
-        default_used=default_used, rule_trace=trace, latency_ms=stages,
-        total_ms=round(budget.elapsed_ms(), 3),
-        rule_config_version=config.version if config else None,
-        decided_at=received_at + dt.timedelta(milliseconds=budget.elapsed_ms()),
-    )
+def _insert_record(connection: Connection, message: WebhookMessage,
+                   settings: DecisioningSettings, received_at: dt.datetime, *,
+                   answer: AnswerStatus, reason: Reason, detail: str, trace: list[dict],
+                   config: RuleConfig | None, card: rules.CardFacts | None, timer: StageTimer,
+                   budget: Budget, default_used: bool = False) -> int:
+    elapsed_ms = budget.elapsed_ms()
+    return connection.execute(_INSERT_RECORD, {
+        "authorization_id": message.id, "origin": Origin.REQUEST.value,
+        "mode": settings.mode.value, "token_id": message.token_id or "",
+        "card_id": card.card_id if card else None,
+        "account_id": card.account_id if card else None, "amount": message.amount or 0,
+        "currency": message.currency or "", "merchant_name": merchant_name_of(message),
+        "mcc": merchant_field(message, "mcc"),
+        "merchant_country": merchant_field(message, "country"),
+        "finci_created_at": message.created_at, "received_at": received_at,
+        "answer": answer.value, "reason": reason.value, "detail": detail[:300],
+        "default_used": default_used, "rule_trace": trace, "latency_ms": dict(timer.stages),
+        "total_ms": round(elapsed_ms, 3),
+        "rule_config_version": config.version if config else None,
+        "decided_at": received_at + dt.timedelta(milliseconds=elapsed_ms),
+    }).scalar_one()
 
 
-def _fallback(session: Session, message: WebhookMessage, settings: DecisioningSettings,
+def _fallback(connection: Connection, message: WebhookMessage, settings: DecisioningSettings,
               cause: Reason, detail: str, budget: Budget, timer: StageTimer,
               received_at: dt.datetime) -> Decision:
     """The safe default, recorded with why (best effort: the answer never waits on it)."""
@@ -239,16 +249,15 @@ def _fallback(session: Session, message: WebhookMessage, settings: DecisioningSe
     trace = [{"rule": "budget" if cause is Reason.BUDGET_EXCEEDED else "failure",
               "passed": False, "detail": detail[:300]}]
     try:
-        with session.begin_nested():
-            record = _record(message, settings, received_at, answer=answer, reason=cause,
-                             detail=detail, trace=trace, config=None, card=None, timer=timer,
-                             budget=budget, default_used=True)
-            session.add(record)
-            session.flush()
+        with connection.begin_nested():
+            record_id = _insert_record(connection, message, settings, received_at,
+                                       answer=answer, reason=cause, detail=detail, trace=trace,
+                                       config=None, card=None, timer=timer, budget=budget,
+                                       default_used=True)
         return Decision(message.id, answer, cause, detail, default_used=True,
-                        record_id=record.id)
+                        record_id=record_id)
     except IntegrityError:
-        first = _replay(session, message.id)
+        first = _replay(connection, message.id)
         if first is not None:
             return first
     except DBAPIError as exc:
@@ -261,15 +270,73 @@ def _fallback(session: Session, message: WebhookMessage, settings: DecisioningSe
     return Decision(message.id, answer, cause, detail, default_used=True)
 
 
-# --- reads ------------------------------------------------------------------------------------
+# --- reads (prebuilt: compiled once per process, only the parameters change) -----------------
 
-def _replay(session: Session, authorization_id: str) -> Decision | None:
+_DECISIONS = DecisionRecord.__table__
+_CARDS = Card.__table__
+_ACCOUNTS = LedgerAccount.__table__
+_CONFIG_HEAD = head_version_query().subquery()
+
+_FIRST_READS = select(
+    select(_DECISIONS.c.id).where(_DECISIONS.c.authorization_id == bindparam("authorization_id"))
+    .scalar_subquery().label("existing"),
+    select(FlowSwitch.__table__.c.enabled)
+    .where(FlowSwitch.__table__.c.flow == Flow.DECISIONING.value)
+    .scalar_subquery().label("enabled"),
+    select(_CONFIG_HEAD.c.version).scalar_subquery().label("version"),
+    select(_CONFIG_HEAD.c.digest).scalar_subquery().label("digest"),
+)
+
+_REPLAY = select(_DECISIONS.c.id, _DECISIONS.c.origin, _DECISIONS.c.answer, _DECISIONS.c.reason,
+                 _DECISIONS.c.detail, _DECISIONS.c.default_used,
+                 _DECISIONS.c.advice_response_code).where(
+    _DECISIONS.c.authorization_id == bindparam("authorization_id"))
+
+# Locks the account row: two authorizations on one account cannot both spend the same
+# available balance. (SQLite serialises writers instead; FOR UPDATE is not rendered there.)
+_CARD_WITH_ACCOUNT = (
+    select(_CARDS.c.id, _CARDS.c.status, _CARDS.c.currency, _CARDS.c.account_id,
+           _ACCOUNTS.c.currency.label("account_currency"), _ACCOUNTS.c.posted_balance,
+           _ACCOUNTS.c.held_amount)
+    .select_from(_CARDS.join(_ACCOUNTS, _ACCOUNTS.c.id == _CARDS.c.account_id))
+    .where(_CARDS.c.token_id == bindparam("token_id"))
+    .with_for_update(of=_ACCOUNTS))
+_CARD_ONLY = select(_CARDS.c.id, _CARDS.c.status, _CARDS.c.currency).where(
+    _CARDS.c.token_id == bindparam("token_id"))
+
+_INSERT_RECORD = insert(_DECISIONS).returning(_DECISIONS.c.id)
+
+
+def _usage_query(spend: bool, velocity: bool):
+    columns = []
+    if spend:
+        columns += [
+            ledger.spend_since(bindparam("day"), card_id=bindparam("card_id"))
+            .label("card_day"),
+            ledger.spend_since(bindparam("month"), card_id=bindparam("card_id"))
+            .label("card_month"),
+            ledger.spend_since(bindparam("day"), account_id=bindparam("account_id"))
+            .label("account_day"),
+            ledger.spend_since(bindparam("month"), account_id=bindparam("account_id"))
+            .label("account_month"),
+        ]
+    if velocity:
+        columns.append(
+            select(func.count()).select_from(_DECISIONS)
+            .where(_DECISIONS.c.card_id == bindparam("card_id"),
+                   _DECISIONS.c.origin == Origin.REQUEST.value,
+                   _DECISIONS.c.received_at >= bindparam("velocity_since"))
+            .scalar_subquery().label("card_recent_requests"))
+    return select(*columns)
+
+
+_USAGE = {(spend, velocity): _usage_query(spend, velocity)
+          for spend in (True, False) for velocity in (True, False) if spend or velocity}
+
+
+def _replay(connection: Connection, authorization_id: str) -> Decision | None:
     """The first answer for this authorization, if it was answered (or FINCI already decided)."""
-    row = session.execute(
-        select(DecisionRecord.id, DecisionRecord.origin, DecisionRecord.answer,
-               DecisionRecord.reason, DecisionRecord.detail, DecisionRecord.default_used,
-               DecisionRecord.advice_response_code)
-        .where(DecisionRecord.authorization_id == authorization_id)).one_or_none()
+    row = connection.execute(_REPLAY, {"authorization_id": authorization_id}).one_or_none()
     if row is None:
         return None
     if row.origin == Origin.ADVICE.value:
@@ -283,52 +350,38 @@ def _replay(session: Session, authorization_id: str) -> Decision | None:
                     default_used=row.default_used, repeated=True, record_id=row.id)
 
 
-def _card_facts(session: Session, token_id: str | None) -> rules.CardFacts | None:
+def _card_facts(connection: Connection, token_id: str | None) -> rules.CardFacts | None:
     if not token_id:
         return None
-    # Locks the account row: two authorizations on one account cannot both spend the same
-    # available balance. (SQLite serialises writers instead; FOR UPDATE is not rendered there.)
-    row = session.execute(
-        select(Card.id, Card.status, Card.currency, Card.account_id, LedgerAccount.currency,
-               LedgerAccount.posted_balance, LedgerAccount.held_amount)
-        .join(LedgerAccount, LedgerAccount.id == Card.account_id)
-        .where(Card.token_id == token_id)
-        .with_for_update(of=LedgerAccount)).one_or_none()
+    row = connection.execute(_CARD_WITH_ACCOUNT, {"token_id": token_id}).one_or_none()
     if row is not None:
-        return rules.CardFacts(card_id=row[0], token_id=token_id, status=row[1],
-                               currency=row[2], account_id=row[3], account_currency=row[4],
-                               posted=row[5], held=row[6])
-    card = session.execute(select(Card.id, Card.status, Card.currency)
-                           .where(Card.token_id == token_id)).one_or_none()
+        return rules.CardFacts(card_id=row.id, token_id=token_id, status=row.status,
+                               currency=row.currency, account_id=row.account_id,
+                               account_currency=row.account_currency,
+                               posted=row.posted_balance, held=row.held_amount)
+    card = connection.execute(_CARD_ONLY, {"token_id": token_id}).one_or_none()
     if card is None:
         return None
     return rules.CardFacts(card_id=card.id, token_id=token_id, status=card.status,
                            currency=card.currency, account_id=None, account_currency=None)
 
 
-def _usage(session: Session, card: rules.CardFacts | None, message: WebhookMessage,
+def _usage(connection: Connection, card: rules.CardFacts | None, message: WebhookMessage,
            config: RuleConfig, now: dt.datetime) -> rules.Usage | None:
     if card is None:
         return None
-    columns = {}
-    if card.account_id is not None and config.needs_spend(message.currency or ""):
-        day, month = config.windows(now)
-        columns["card_day"] = ledger.spend_since(day, card_id=card.card_id)
-        columns["card_month"] = ledger.spend_since(month, card_id=card.card_id)
-        columns["account_day"] = ledger.spend_since(day, account_id=card.account_id)
-        columns["account_month"] = ledger.spend_since(month, account_id=card.account_id)
-    if config.velocity_enabled:
-        since = now - dt.timedelta(seconds=config.velocity_window_s)
-        columns["card_recent_requests"] = (
-            select(func.count()).select_from(DecisionRecord)
-            .where(DecisionRecord.card_id == card.card_id,
-                   DecisionRecord.origin == Origin.REQUEST.value,
-                   DecisionRecord.received_at >= since)
-            .scalar_subquery())
-    if not columns:
+    spend = card.account_id is not None and config.needs_spend(message.currency or "")
+    velocity = config.velocity_enabled
+    if not (spend or velocity):
         return None
-    row = session.execute(select(*(c.label(name) for name, c in columns.items()))).one()
-    return rules.Usage(**{name: int(row._mapping[name] or 0) for name in columns})
+    params: dict = {"card_id": card.card_id}
+    if spend:
+        params["day"], params["month"] = config.windows(now)
+        params["account_id"] = card.account_id
+    if velocity:
+        params["velocity_since"] = now - dt.timedelta(seconds=config.velocity_window_s)
+    row = connection.execute(_USAGE[(spend, velocity)], params).one()._mapping
+    return rules.Usage(**{name: int(value or 0) for name, value in row.items()})
 
 
 def merchant_field(message: WebhookMessage, key: str) -> str | None:

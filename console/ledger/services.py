@@ -14,7 +14,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from console.db import utcnow
@@ -115,29 +116,38 @@ def balance(session: Session, account_id: int) -> Balance | None:
 
 # --- holds ------------------------------------------------------------------------------------
 
-def place_hold(session: Session, *, authorization_id: str, account_id: int, card_id: int,
-               amount: int, currency: str, source: HoldSource, expires_at: dt.datetime,
-               now: dt.datetime | None = None) -> int:
+_ACCOUNTS = LedgerAccount.__table__
+_HOLDS = Hold.__table__
+# Prebuilt: the authorization hot path places a hold on most requests.
+_RESERVE = (update(_ACCOUNTS)
+            .where(_ACCOUNTS.c.id == bindparam("b_account"),
+                   _ACCOUNTS.c.currency == bindparam("b_currency"))
+            .values(held_amount=_ACCOUNTS.c.held_amount + bindparam("b_amount"),
+                    updated_at=bindparam("b_now")))
+_INSERT_HOLD = insert(_HOLDS).returning(_HOLDS.c.id)
+
+
+def place_hold(session: Session | Connection, *, authorization_id: str, account_id: int,
+               card_id: int, amount: int, currency: str, source: HoldSource,
+               expires_at: dt.datetime, now: dt.datetime | None = None) -> int:
     """Reserve ``amount`` on the account for one authorization; returns the hold id.
 
     A second hold for the same authorization fails on the UNIQUE constraint (IntegrityError):
     callers that may race catch it inside a SAVEPOINT. The currency must be the account's.
+    Core statements: ORM objects of the account already loaded in a session are not refreshed.
     """
     if amount < 0:
         raise LedgerError("a hold cannot be negative")
     now = now or utcnow()
-    changed = session.execute(
-        update(LedgerAccount)
-        .where(LedgerAccount.id == account_id, LedgerAccount.currency == currency)
-        .values(held_amount=LedgerAccount.held_amount + amount, updated_at=now)
-    ).rowcount
+    changed = session.execute(_RESERVE, {"b_account": account_id, "b_currency": currency,
+                                         "b_amount": amount, "b_now": now}).rowcount
     if changed != 1:
         raise LedgerError("no such account in this currency")
-    return session.execute(insert(Hold).values(
-        authorization_id=authorization_id, account_id=account_id, card_id=card_id,
-        amount=amount, currency=currency, status=HoldStatus.OPEN.value,
-        source=HoldSource(source).value, placed_at=now, expires_at=expires_at,
-    ).returning(Hold.id)).scalar_one()
+    return session.execute(_INSERT_HOLD, {
+        "authorization_id": authorization_id, "account_id": account_id, "card_id": card_id,
+        "amount": amount, "currency": currency, "status": HoldStatus.OPEN.value,
+        "source": HoldSource(source).value, "placed_at": now, "expires_at": expires_at,
+    }).scalar_one()
 
 
 def release_hold(session: Session, authorization_id: str, reason: ReleaseReason,

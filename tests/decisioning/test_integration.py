@@ -103,11 +103,11 @@ def test_a_stalled_database_still_answers_in_time_through_the_ingress(client, ca
     settings = app.extensions["settings"]
     app.extensions["settings"] = settings.replace(decisioning=DecisioningSettings(budget_s=0.5))
 
-    def stalled(session, *_args):
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_sleep(5)"))
+    def stalled(connection, *_args):
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_sleep(5)"))
         else:
-            session.execute(text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+            connection.execute(text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
                                  "FROM c) SELECT count(*) FROM c"))
 
     monkeypatch.setattr(services, "_usage", stalled)

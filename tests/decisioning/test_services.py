@@ -252,8 +252,8 @@ def test_an_exception_in_a_rule_answers_the_safe_default(db_session, monkeypatch
 def test_a_database_error_answers_the_safe_default(db_session, monkeypatch):
     funded_card(db_session, balance=10_000)
 
-    def bad_query(session, *_args):
-        session.execute(text("SELECT no_such_column FROM card"))
+    def bad_query(connection, *_args):
+        connection.execute(text("SELECT no_such_column FROM card"))
 
     monkeypatch.setattr(services, "_usage", bad_query)
     request = authorization()

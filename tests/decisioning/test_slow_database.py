@@ -25,12 +25,13 @@ BUDGET = 0.5
 MARGIN = 0.5
 
 
-def _stall(session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_sleep(5)"))
+def _stall(connection) -> None:
+    """decide() runs on the session's connection; this stalls it."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_sleep(5)"))
     else:
         # Never ends on its own: only an interrupt stops it.
-        session.execute(text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+        connection.execute(text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
                              "SELECT count(*) FROM c"))
 
 
@@ -39,9 +40,9 @@ def test_a_stalled_query_is_cut_off_and_the_safe_default_answered_in_time(db_ses
     funded_card(db_session, balance=10_000)
     usage = services._usage
 
-    def stalled_usage(session, *args):
-        _stall(session)
-        return usage(session, *args)
+    def stalled_usage(connection, *args):
+        _stall(connection)
+        return usage(connection, *args)
 
     monkeypatch.setattr(services, "_usage", stalled_usage)
     request = authorization(amount=100)
@@ -63,7 +64,7 @@ def test_the_session_is_usable_and_its_timeout_restored_after_a_cut_off(db_sessi
     postgres = db_session.get_bind().dialect.name == "postgresql"
     show = ("SHOW statement_timeout" if postgres else "PRAGMA busy_timeout")
     before = db_session.execute(text(show)).scalar()
-    monkeypatch.setattr(services, "_usage", lambda session, *_a: _stall(session))
+    monkeypatch.setattr(services, "_usage", lambda connection, *_a: _stall(connection))
     funded_card(db_session)
     decide(db_session, authorization(), settings(budget_s=BUDGET))
     assert db_session.execute(text(show)).scalar() == before

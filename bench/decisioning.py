@@ -1,0 +1,222 @@
+"""Authorization decision latency through gunicorn on PostgreSQL, with webhook ingest beside it.
+
+What runs (one scratch database, one gunicorn with the production config file, plain HTTP on
+loopback so the figure is the application's, not TLS's):
+
+- decisions: signed authorization requests (advice=false) at a steady rate, open loop (each is
+  sent at its scheduled time whether or not earlier ones have been answered), spread over
+  funded cards with limits, velocity and MCC rules in force, so every stage of decide() runs;
+- ingest: signed presentment webhooks at their own steady rate, through the same ingress;
+- reference: ``GET /readyz`` at a steady rate on the same server in the same run: one database
+  round trip through the same gunicorn, i.e. the floor any database-backed answer sits on.
+
+Each stream runs in its own process (the client must not be the bottleneck). Printed figures:
+client-observed p50/p99/max of decisions and of the reference, decide()'s own total from the
+decision records, answers over the budget (target: none) and safe defaults used.
+
+Environment: BENCH_DECISIONING_SECONDS (30), BENCH_DECISIONING_RATE (50/s),
+BENCH_INGEST_RATE (50/s), BENCH_REFERENCE_RATE (20/s), BENCH_CARDS (500), BENCH_WORKERS (2).
+The defaults suit a small (2 vCPU) machine shared with the database; raise them on bigger ones.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from sqlalchemy import func, select
+
+from bench.common import Figure, ScratchDatabase, percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_TEXT = "whsec_" + "YmVuY2gtZGVjaXNpb25pbmctc2VjcmV0LTAxMjM0NTY3"  # bench only
+BUDGET_S = 1.5
+
+
+def _env(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _seed(url: str, cards: int) -> list[str]:
+    from console.audit import Actor
+    from console.cards.services import issue_funded_card
+    from console.db import Database, make_engine
+    from console.decisioning.config import save_config
+    from console.deployment import record_environment
+
+    database = Database(make_engine(url))
+    tokens = [f"tok_bench_{i:05d}" for i in range(cards)]
+    with database.transaction() as session:
+        record_environment(session, "sandbox", Actor.system("bench"))
+        for token in tokens:
+            issue_funded_card(session, token_id=token, currency="EUR", balance=50_000_000)
+        save_config(session, Actor.system("bench"), {
+            "limits": [
+                {"scope": "card", "period": "transaction", "currency": "EUR",
+                 "max_amount": 500_000},
+                {"scope": "card", "period": "day", "currency": "EUR", "max_amount": 40_000_000},
+                {"scope": "account", "period": "month", "currency": "EUR",
+                 "max_amount": 45_000_000},
+            ],
+            "blocked_mccs": ["7995"], "blocked_countries": ["KP"],
+            "velocity_max": 1000, "velocity_window_s": 60,
+        }, reason="benchmark rules")
+    database.dispose()
+    return tokens
+
+
+def _stream(kind: str, url: str, rate: float, seconds: float, tokens: list[str],
+            out: mp.Queue) -> None:
+    """One open-loop stream; puts a list of (latency_s, status, answer) on ``out``."""
+    from console.finci.webhook_signature import WebhookSecret, signed_headers
+
+    secret = WebhookSecret.parse(SECRET_TEXT)
+    rand = random.Random(kind)
+    session_pool: dict[int, requests.Session] = {}
+
+    def http() -> requests.Session:
+        key = threading.get_ident()
+        if key not in session_pool:
+            session_pool[key] = requests.Session()
+        return session_pool[key]
+
+    def body(index: int) -> bytes:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        token = rand.choice(tokens)
+        if kind == "decisions":
+            document = {"type": "authorization", "id": f"auth_{uuid.uuid4().hex}",
+                        "created_at": now, "token_id": token, "advice": False,
+                        "amount": rand.randint(100, 20_000), "currency": "EUR",
+                        "merchant": {"name": "BENCH SHOP", "mcc": "5411", "country": "DE"}}
+        else:
+            document = {"type": "presentment", "id": f"pres_{uuid.uuid4().hex}",
+                        "created_at": now, "token_id": token, "amount": 1_000,
+                        "currency": "EUR", "authorization_id": f"auth_{index}",
+                        "merchant": {"name": "BENCH SHOP", "mcc": "5411", "country": "DE"}}
+        return json.dumps(document).encode()
+
+    def send(index: int, scheduled: float) -> tuple[float, int, str, float]:
+        if kind == "reference":
+            started = time.perf_counter()
+            response = http().get(f"{url}/readyz", timeout=10)
+            return time.perf_counter() - started, response.status_code, "", 0.0
+        raw = body(index)
+        headers = signed_headers(secret, f"msg_{uuid.uuid4().hex}", int(time.time()), raw)
+        headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        response = http().post(f"{url}/webhooks/finci", data=raw, headers=headers, timeout=10)
+        latency = time.perf_counter() - started
+        answer = response.json().get("status", "") if response.status_code == 200 else ""
+        return latency, response.status_code, answer, started - scheduled
+
+    total = int(rate * seconds)
+    results = []
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        start = time.perf_counter() + 0.5
+        futures = []
+        for index in range(total):
+            scheduled = start + index / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(send, index, scheduled))
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as exc:
+                results.append((float("nan"), 0, type(exc).__name__, 0.0))
+    out.put((kind, results))
+
+
+def _decision_records(url: str) -> tuple[list[float], int]:
+    from console.db import make_engine
+    from console.decisioning.models import DecisionRecord
+
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        totals = list(connection.scalars(select(DecisionRecord.total_ms)))
+        defaults = connection.scalar(select(func.count()).select_from(DecisionRecord)
+                                     .where(DecisionRecord.default_used.is_(True)))
+    engine.dispose()
+    return totals, defaults or 0
+
+
+def run(pg_url: str) -> list[Figure]:
+    sys.path.insert(0, str(ROOT))
+    from tests.support.servers import Gunicorn, console_env
+
+    seconds = _env("BENCH_DECISIONING_SECONDS", 30)
+    rates = {"decisions": _env("BENCH_DECISIONING_RATE", 50),
+             "ingest": _env("BENCH_INGEST_RATE", 50),
+             "reference": _env("BENCH_REFERENCE_RATE", 20)}
+    load_before = f"{os.getloadavg()[0]:.2f}"
+    with ScratchDatabase(pg_url) as url:
+        tokens = _seed(url, int(_env("BENCH_CARDS", 500)))
+        env = console_env(url, FINCI_WEBHOOK_SECRETS=SECRET_TEXT,
+                          INGRESS_RATE_LIMIT_PER_S="100000", INGRESS_RATE_LIMIT_BURST="100000",
+                          DECISIONING_BUDGET_S=str(BUDGET_S), DB_POOL_SIZE="10",
+                          LOG_LEVEL="WARNING", CONSOLE_HSTS="false")
+        workers = int(_env("BENCH_WORKERS", 2))
+        with Gunicorn(env, workers=workers, threads=8) as server:
+            # Warm every worker's pool and caches before measuring.
+            warm: mp.Queue = mp.Queue()
+            _stream("decisions", server.url, 50, 2, tokens, warm)
+            warm.get()
+            queue: mp.Queue = mp.Queue()
+            processes = [mp.Process(target=_stream, args=(kind, server.url, rate, seconds,
+                                                          tokens, queue))
+                         for kind, rate in rates.items()]
+            for process in processes:
+                process.start()
+            results = dict(queue.get() for _ in processes)
+            for process in processes:
+                process.join()
+        server_totals, defaults = _decision_records(url)
+
+    decisions = results["decisions"]
+    latencies_ms = [r[0] * 1000 for r in decisions if r[1] == 200]
+    failures = sum(1 for r in decisions if r[1] != 200)
+    over_budget = sum(1 for r in decisions if not r[0] * 1000 < BUDGET_S * 1000)
+    approvals = sum(1 for r in decisions if r[2] == "success")
+    reference_ms = [r[0] * 1000 for r in results["reference"] if r[1] == 200]
+    ingest_ok = sum(1 for r in results["ingest"] if r[1] == 200)
+    client_lag_ms = max((r[3] * 1000 for r in decisions), default=0.0)
+    ref_p50, ref_p99 = percentile(reference_ms, 50), percentile(reference_ms, 99)
+    p50, p99, worst = (percentile(latencies_ms, 50), percentile(latencies_ms, 99),
+                       max(latencies_ms, default=float("nan")))
+    print(f"decisions sent {len(decisions)} at {rates['decisions']:.0f}/s for {seconds:.0f} s: "
+          f"{approvals} approved, {failures} not answered 200, {defaults} safe defaults; "
+          f"ingest {ingest_ok}/{len(results['ingest'])} stored at {rates['ingest']:.0f}/s; "
+          f"client send lag max {client_lag_ms:.1f} ms; gunicorn {workers} workers x 8 threads; "
+          f"load average before/after {load_before} / {os.getloadavg()[0]:.2f} on "
+          f"{os.cpu_count()} CPUs",
+          file=sys.stderr)
+    return [
+        Figure("decision latency p50 (gunicorn, PG, with ingest)", p50, "ms", ref_p50,
+               "GET /readyz p50", higher_is_better=False),
+        Figure("decision latency p99 (gunicorn, PG, with ingest)", p99, "ms", ref_p99,
+               "GET /readyz p99", higher_is_better=False, target="p99 < 50 ms",
+               met=p99 < 50),
+        Figure("decision latency max", worst, "ms", max(reference_ms, default=None),
+               "GET /readyz max", higher_is_better=False,
+               target=f"< budget {BUDGET_S * 1000:.0f} ms", met=worst < BUDGET_S * 1000),
+        Figure("answers over the budget", float(over_budget + failures), "answers",
+               higher_is_better=False, target="0", met=over_budget + failures == 0),
+        Figure("decide() in-process p50 (decision records)", percentile(server_totals, 50),
+               "ms", higher_is_better=False),
+        Figure("decide() in-process p99 (decision records)", percentile(server_totals, 99),
+               "ms", higher_is_better=False),
+        Figure("safe defaults used", float(defaults), "answers", higher_is_better=False,
+               target="0", met=defaults == 0),
+        Figure("ingest stored beside decisions", ingest_ok / seconds, "req/s",
+               rates["ingest"], "offered rate"),
+    ]
