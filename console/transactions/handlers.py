@@ -11,41 +11,12 @@ mark: the effect happens once, or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from flask import current_app, has_app_context
-
 from console.db import utcnow
 from console.finci.contract import MessageType
 from console.pipeline import handlers
+from console.transactions import settings as lifecycle_settings
 from console.transactions.linking import Unlinkable, link
 from console.transactions.services import Settled, settle
-from console.transactions.settings import LifecycleSettings
-
-_override: LifecycleSettings | None = None
-
-
-def lifecycle_settings() -> LifecycleSettings:
-    """The settings of the app running this handler (the worker runs inside one)."""
-    if _override is not None:
-        return _override
-    if has_app_context():
-        settings = current_app.extensions.get("settings")
-        if settings is not None:
-            return settings.lifecycle
-    return LifecycleSettings()
-
-
-@contextmanager
-def configured(settings: LifecycleSettings) -> Iterator[None]:
-    """Process messages under ``settings`` outside any app (tests, benchmarks)."""
-    global _override
-    previous, _override = _override, settings
-    try:
-        yield
-    finally:
-        _override = previous
 
 
 def apply(ctx: handlers.Context) -> Settled:
@@ -54,7 +25,7 @@ def apply(ctx: handlers.Context) -> Settled:
         transaction, _new = link(ctx.session, ctx.stored, ctx.message, now)
     except Unlinkable as exc:
         raise handlers.DeadLetter(str(exc)) from None
-    return settle(ctx.session, transaction, lifecycle_settings(), now=now)
+    return settle(ctx.session, transaction, lifecycle_settings.current(), now=now)
 
 
 @handlers.register(MessageType.REVERSAL.value, name="transactions.reversal")

@@ -425,15 +425,19 @@ def retry_posting(session: Session, actor: Actor, posting_id: int,
 
 
 def retry_failed(session: Session, actor: Actor, settings: LifecycleSettings, *,
-                 reasons: Iterable[FailureReason] = (FailureReason.UNKNOWN_CARD,
-                                                     FailureReason.UNKNOWN_ACCOUNT),
                  limit: int = 200, now: dt.datetime | None = None) -> tuple[int, int]:
-    """Retry failed postings whose cause can go away by itself (a card refresh brings the
-    card, a card gets linked to its account); returns ``(tried, posted)``. A scheduler job."""
-    ids = session.scalars(select(TransactionPosting.id)
-                          .where(TransactionPosting.status == PostingStatus.FAILED.value,
-                                 TransactionPosting.reason.in_([r.value for r in reasons]))
-                          .order_by(TransactionPosting.id).limit(limit)).all()
+    """Retry postings that failed for a missing card or account once that cause is gone (a
+    card refresh brought the card, an operator linked its account); ``(tried, posted)``.
+    Postings still missing theirs are left alone, so a scheduled run audits only real work."""
+    ids = session.scalars(
+        select(TransactionPosting.id)
+        .join(CardTransaction, CardTransaction.id == TransactionPosting.transaction_id)
+        .join(Card, Card.token_id == CardTransaction.token_id)
+        .where(TransactionPosting.status == PostingStatus.FAILED.value,
+               TransactionPosting.reason.in_([FailureReason.UNKNOWN_CARD.value,
+                                              FailureReason.UNKNOWN_ACCOUNT.value]),
+               Card.account_id.is_not(None))
+        .order_by(TransactionPosting.id).limit(limit)).all()
     posted = 0
     for posting_id in ids:
         posting = retry_posting(session, actor, posting_id, settings, now=now)

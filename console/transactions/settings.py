@@ -28,7 +28,8 @@ Kept import-free of ``console.settings`` at module level: that module imports th
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType, SimpleNamespace
 
@@ -104,3 +105,42 @@ class LifecycleSettings:
             api_base_url=base_url, api_token=token, api_secret=secret,
         )
 
+
+
+# --- the settings in force in this process ---------------------------------------------------
+# Handlers run in the worker and jobs in scheduler threads, outside any request: they read the
+# settings installed by ``create_app`` (or set by ``configured`` in tests and benchmarks).
+
+_installed: LifecycleSettings | None = None
+_override: LifecycleSettings | None = None
+
+
+def install(settings: LifecycleSettings) -> None:
+    global _installed
+    _installed = settings
+
+
+def current() -> LifecycleSettings:
+    if _override is not None:
+        return _override
+    try:
+        from flask import current_app, has_app_context
+
+        if has_app_context():
+            settings = current_app.extensions.get("settings")
+            if settings is not None:
+                return settings.lifecycle
+    except ImportError:  # pragma: no cover - flask is a hard dependency
+        pass
+    return _installed or LifecycleSettings()
+
+
+@contextmanager
+def configured(settings: LifecycleSettings) -> Iterator[None]:
+    """Run under ``settings`` outside any app (tests, benchmarks)."""
+    global _override
+    previous, _override = _override, settings
+    try:
+        yield
+    finally:
+        _override = previous

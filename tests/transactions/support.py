@@ -25,7 +25,7 @@ from console.ledger import services as ledger
 from console.ledger.models import LedgerEntry
 from console.pipeline import handlers
 from console.pipeline.worker import Worker
-from console.transactions import handlers as lifecycle_handlers
+from console.transactions import settings as lifecycle_settings
 from console.transactions.models import CardTransaction
 from console.transactions.settings import LifecycleSettings
 from tests.ingress.helpers import encode, ingress_settings, message, new_webhook_id
@@ -120,7 +120,7 @@ class Driver:
 
     def process(self):
         handlers.load()
-        with lifecycle_handlers.configured(self.lifecycle):
+        with lifecycle_settings.configured(self.lifecycle):
             report = Worker(self.database, PIPELINE, name="lifecycle-test").run(until_idle=True)
         self.session.expire_all()
         return report
