@@ -7,16 +7,18 @@ loopback so the figure is the application's, not TLS's):
   sent at its scheduled time whether or not earlier ones have been answered), spread over
   funded cards with limits, velocity and MCC rules in force, so every stage of decide() runs;
 - ingest: signed presentment webhooks at their own steady rate, through the same ingress;
-- reference: ``GET /readyz`` at a steady rate on the same server in the same run: one database
-  round trip through the same gunicorn, i.e. the floor any database-backed answer sits on.
+- reference: ``GET /healthz`` at a steady rate on the same server in the same run: the floor of
+  gunicorn, Flask and HTTP on this machine under the same load, with no work behind it.
 
 Each stream runs in its own process (the client must not be the bottleneck). Printed figures:
 client-observed p50/p99/max of decisions and of the reference, decide()'s own total from the
 decision records, answers over the budget (target: none) and safe defaults used.
 
-Environment: BENCH_DECISIONING_SECONDS (30), BENCH_DECISIONING_RATE (50/s),
-BENCH_INGEST_RATE (50/s), BENCH_REFERENCE_RATE (20/s), BENCH_CARDS (500), BENCH_WORKERS (2).
-The defaults suit a small (2 vCPU) machine shared with the database; raise them on bigger ones.
+Environment: BENCH_DECISIONING_SECONDS (30), BENCH_DECISIONING_RATE (20/s),
+BENCH_INGEST_RATE (20/s), BENCH_REFERENCE_RATE (10/s), BENCH_CARDS (500), BENCH_WORKERS (2).
+The defaults keep a small (2 vCPU) machine, shared with the database and the load generator,
+well below saturation: on this class of machine one decision costs about 7.5 ms of gunicorn CPU
+and 1.8 ms of client CPU. Raise them on bigger machines; the load average is printed.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def _stream(kind: str, url: str, rate: float, seconds: float, tokens: list[str],
     def send(index: int, scheduled: float) -> tuple[float, int, str, float]:
         if kind == "reference":
             started = time.perf_counter()
-            response = http().get(f"{url}/readyz", timeout=10)
+            response = http().get(f"{url}/healthz", timeout=10)
             return time.perf_counter() - started, response.status_code, "", 0.0
         raw = body(index)
         headers = signed_headers(secret, f"msg_{uuid.uuid4().hex}", int(time.time()), raw)
@@ -120,7 +122,7 @@ def _stream(kind: str, url: str, rate: float, seconds: float, tokens: list[str],
 
     total = int(rate * seconds)
     results = []
-    with ThreadPoolExecutor(max_workers=64) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         start = time.perf_counter() + 0.5
         futures = []
         for index in range(total):
@@ -155,9 +157,9 @@ def run(pg_url: str) -> list[Figure]:
     from tests.support.servers import Gunicorn, console_env
 
     seconds = _env("BENCH_DECISIONING_SECONDS", 30)
-    rates = {"decisions": _env("BENCH_DECISIONING_RATE", 50),
-             "ingest": _env("BENCH_INGEST_RATE", 50),
-             "reference": _env("BENCH_REFERENCE_RATE", 20)}
+    rates = {"decisions": _env("BENCH_DECISIONING_RATE", 20),
+             "ingest": _env("BENCH_INGEST_RATE", 20),
+             "reference": _env("BENCH_REFERENCE_RATE", 10)}
     load_before = f"{os.getloadavg()[0]:.2f}"
     with ScratchDatabase(pg_url) as url:
         tokens = _seed(url, int(_env("BENCH_CARDS", 500)))
@@ -202,12 +204,12 @@ def run(pg_url: str) -> list[Figure]:
           file=sys.stderr)
     return [
         Figure("decision latency p50 (gunicorn, PG, with ingest)", p50, "ms", ref_p50,
-               "GET /readyz p50", higher_is_better=False),
+               "GET /healthz p50", higher_is_better=False),
         Figure("decision latency p99 (gunicorn, PG, with ingest)", p99, "ms", ref_p99,
-               "GET /readyz p99", higher_is_better=False, target="p99 < 50 ms",
+               "GET /healthz p99", higher_is_better=False, target="p99 < 50 ms",
                met=p99 < 50),
         Figure("decision latency max", worst, "ms", max(reference_ms, default=None),
-               "GET /readyz max", higher_is_better=False,
+               "GET /healthz max", higher_is_better=False,
                target=f"< budget {BUDGET_S * 1000:.0f} ms", met=worst < BUDGET_S * 1000),
         Figure("answers over the budget", float(over_budget + failures), "answers",
                higher_is_better=False, target="0", met=over_budget + failures == 0),

@@ -26,6 +26,7 @@ from console.decisioning.models import AdviceOutcome, DecisionRecord, Reason
 from console.decisioning.port import current_settings
 from console.htmx import htmx
 from console.ledger.models import Hold
+from console.ledger.money import format_minor
 from console.security.permissions import Permission, require
 from console.unit_of_work import request_session
 from console.web_actor import current_actor
@@ -41,6 +42,9 @@ _FIELD_LIMIT = 64
 def _on_register(state):
     navigation.register(state.app, "Decisions", "decisioning.decisions", Permission.VIEW_PANELS,
                         30)
+
+
+bp.add_app_template_global(format_minor, "format_minor")
 
 
 @bp.app_template_global("reason_label")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from console.decisioning.config import LimitPeriod, LimitScope, RuleConfig
 from console.decisioning.models import Reason
 from console.finci.card_status import can_approve
+from console.ledger.money import format_minor
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,8 @@ def balance(facts: Facts, config: RuleConfig) -> RuleResult:
         return _skip("balance", "no account")
     if card.account_currency != facts.currency:
         return _skip("balance", "different currency")
-    detail = f"available {card.available} {card.account_currency}, amount {facts.amount}"
+    detail = (f"available {format_minor(card.available, card.account_currency)}, "
+              f"amount {format_minor(facts.amount, facts.currency)}")
     if facts.amount > card.available:
         return RuleResult("balance", False, detail, Reason.INSUFFICIENT_FUNDS)
     return RuleResult("balance", True, detail)
@@ -149,7 +151,9 @@ def spending_limit(scope: LimitScope, period: LimitPeriod) -> Rule:
                 (LimitScope.ACCOUNT, LimitPeriod.DAY): usage.account_day,
                 (LimitScope.ACCOUNT, LimitPeriod.MONTH): usage.account_month,
             }[(scope, period)]
-        detail = f"spent {spent} + {facts.amount} of {limit} {facts.currency}"
+        money = facts.currency
+        detail = (f"spent {format_minor(spent, money)} + {format_minor(facts.amount, money)} "
+                  f"of {format_minor(limit, money)}")
         if spent + facts.amount > limit:
             return RuleResult(name, False, detail, Reason.LIMIT_EXCEEDED)
         return RuleResult(name, True, detail)
