@@ -97,3 +97,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
     from console.decisioning.port import init_app as init_decisioning
 
     init_decisioning(app, settings)
+    # Transaction and card lifecycle: settings for handlers and jobs, console pages.
+    from console.transactions.wiring import init_app as init_lifecycle
+
+    init_lifecycle(app, settings)

@@ -131,3 +131,9 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(replay_group)
     app.cli.add_command(pipeline_group)
+    from console.transactions.commands import trace_command
+
+    app.cli.add_command(trace_command)
+    from console.cards.commands import cards_group
+
+    app.cli.add_command(cards_group)

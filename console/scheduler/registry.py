@@ -33,9 +33,27 @@ def _expire_holds(session: Session, actor: Actor, now: dt.datetime) -> str:
     return expire_holds(session, actor, now)
 
 
+def _lifecycle(name: str) -> Callable[[Session, Actor, dt.datetime], str]:
+    """A job of console.transactions.jobs, imported when it first runs."""
+    def run(session: Session, actor: Actor, now: dt.datetime) -> str:
+        from console.transactions import jobs
+
+        return getattr(jobs, name)(session, actor, now)
+
+    return run
+
+
 JOBS: tuple[Job, ...] = (
     Job("flows.auto_revert", dt.timedelta(seconds=30), _revert_flows,
         "Turn flows back on when their auto-revert time has passed"),
     Job("ledger.expire_holds", dt.timedelta(minutes=1), _expire_holds,
         "Release authorization holds past their expiry (no advice or clearing came)"),
+    Job("transactions.expire", dt.timedelta(minutes=5), _lifecycle("expire"),
+        "Expire authorizations never presented; post orphan presentments after the grace"),
+    Job("transactions.retry_postings", dt.timedelta(minutes=5), _lifecycle("retry_postings"),
+        "Retry postings that failed for a missing card or account once it exists"),
+    Job("cards.send_actions", dt.timedelta(seconds=5), _lifecycle("send_card_actions"),
+        "Send committed card status changes to FINCI; retry failures with backoff"),
+    Job("cards.refresh", dt.timedelta(hours=1), _lifecycle("refresh_cards"),
+        "Refresh the local card view from FINCI's get-cards"),
 )

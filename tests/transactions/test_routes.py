@@ -1,0 +1,66 @@
+"""Transaction pages: search, timeline (page and fragment), posting failures and their retry."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from console.transactions.models import TransactionPosting
+
+
+def test_search_finds_the_transaction_and_links_its_timeline(as_viewer, driver, bodies):
+    driver.run(bodies.request("auth_page", 2_500), bodies.advice("auth_page", 2_500))
+    page = as_viewer.get("/transactions/?q=auth_page")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "auth_page" in html and "25.00 EUR" in html and "approved" in html
+    fragment = as_viewer.get("/transactions/?q=auth_page",
+                             headers={"HX-Request": "true", "HX-Target": "transaction-results"})
+    assert "<html" not in fragment.get_data(as_text=True)
+    assert 'data-testid="transaction-results"' in fragment.get_data(as_text=True)
+
+
+def test_useful_empty_states(as_viewer, db_session):
+    assert "No transaction matches" in as_viewer.get("/transactions/?q=nope").get_data(
+        as_text=True)
+    assert as_viewer.get("/transactions/?amount=abc").status_code == 200
+    assert "amount must be a number" in as_viewer.get("/transactions/?amount=abc").get_data(
+        as_text=True)
+    assert as_viewer.get("/transactions/999999").status_code == 404
+
+
+def test_the_timeline_page_and_its_fragment_show_the_same_events(as_viewer, driver, bodies):
+    driver.run(bodies.request("auth_tl", 1_000), bodies.advice("auth_tl", 1_000),
+               bodies.presentment("auth_tl", 900))
+    transaction = driver.transaction("auth_tl")
+    page = as_viewer.get(f"/transactions/{transaction.id}").get_data(as_text=True)
+    fragment = as_viewer.get(f"/transactions/{transaction.id}/events").get_data(as_text=True)
+    for html in (page, fragment):
+        assert html.count('data-testid="timeline-event"') >= 6
+        assert "Our decision: approve" in html and 'data-testid="rule-trace"' in html
+        assert 'data-testid="time-axis"' in html
+    assert "<html" in page and "<html" not in fragment
+
+
+def test_operators_retry_failed_postings_viewers_cannot(as_viewer, as_operator, driver, bodies,
+                                                       db_session):
+    driver.run(bodies.request("auth_ot", 1_000), bodies.advice("auth_ot", 1_000),
+               bodies.presentment("auth_ot", 2_000, id_="pres_ot"))
+    posting = db_session.scalar(select(TransactionPosting)
+                                .where(TransactionPosting.finci_id == "pres_ot"))
+    failures = as_viewer.get("/transactions/postings").get_data(as_text=True)
+    assert "over_hold" in failures and "pres_ot" in failures
+    timeline = as_viewer.get(f"/transactions/{posting.transaction_id}").get_data(as_text=True)
+    assert 'data-testid="posting-failure"' in timeline and "Retry after repair" not in timeline
+
+    url = f"/transactions/postings/{posting.id}/retry"
+    assert as_viewer.post(url, data={"csrf_token": as_viewer.csrf_token}).status_code == 403
+    response = as_operator.post(url, data={"csrf_token": as_operator.csrf_token,
+                                           "accept": "over_hold"})
+    assert response.status_code == 303
+    db_session.expire_all()
+    assert db_session.get(TransactionPosting, posting.id).status == "posted"
+    again = as_operator.post(url, data={"csrf_token": as_operator.csrf_token},
+                             headers={"HX-Request": "true"})
+    assert again.status_code == 422 and "not failed" in again.get_data(as_text=True)
+    assert as_operator.post("/transactions/postings/999999/retry",
+                            data={"csrf_token": as_operator.csrf_token}).status_code == 404
