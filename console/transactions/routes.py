@@ -75,8 +75,7 @@ def failures():
     return render_template("transactions/failures.html",
                            failed=services.failed_postings(session),
                            counts=services.failure_counts(session),
-                           orphans=[t for t in timeline.attention(session, 100)
-                                    if t.awaiting_authorization])
+                           orphans=timeline.parked(session, 100))
 
 
 @bp.post("/postings/<int:posting_id>/retry")

@@ -474,12 +474,21 @@ def find(session: Session, query: Query, limit: int = MAX_RESULTS) -> list[CardT
 
 
 def attention(session: Session, limit: int = MAX_RESULTS) -> list[CardTransaction]:
-    """Transactions needing an operator: failed postings, orphans still waiting."""
+    """Transactions needing an operator: failed postings, presentments still parked."""
     return list(session.scalars(
         select(CardTransaction)
-        .where(or_(CardTransaction.failed_postings > 0,
-                   CardTransaction.awaiting_authorization.is_(True)))
+        .where(or_(CardTransaction.failed_postings > 0, CardTransaction.id.in_(_PARKED)))
         .order_by(CardTransaction.updated_at.desc()).limit(limit)))
+
+
+def parked(session: Session, limit: int = MAX_RESULTS) -> list[CardTransaction]:
+    """Transactions with a presentment waiting for its authorization's advice."""
+    return list(session.scalars(
+        select(CardTransaction).where(CardTransaction.id.in_(_PARKED))
+        .order_by(CardTransaction.first_event_at).limit(limit)))
+
+
+_PARKED = select(TransactionPosting.transaction_id).where(TransactionPosting.status == "parked")
 
 
 def counts_by_state(session: Session) -> dict[str, int]:

@@ -120,3 +120,27 @@ def test_trace_lists_candidates_when_several_match_and_fails_when_none(cli, driv
     assert result.exit_code == 1 and document["candidates"] == []
     result, _ = cli("trace")
     assert result.exit_code == 2
+
+
+def test_card_status_changes_operator_actions_and_audit_entries_join_the_timeline(
+        db_session, story, card):
+    from console.audit import Actor
+    from console.cards import actions
+    from console.cards.models import StatusSource
+    from console.cards.refresh import apply_status_report
+    from console.db import utcnow
+    from console.transactions.settings import LifecycleSettings
+
+    configured = LifecycleSettings(api_base_url="https://finci.invalid", api_token="t",
+                                   api_secret="s")
+    actions.request_action(db_session, Actor.system("ops-1"), card.token_id, "block",
+                           "fraud ring", configured)
+    apply_status_report(db_session, token_id=card.token_id, status="blocked", stage=None,
+                        occurred_at=utcnow(), source=StatusSource.WEBHOOK)
+    db_session.commit()
+    built = timeline.build(db_session, story.id)
+    by_kind = {e.kind: e for e in built.events}
+    assert "fraud ring" in by_kind["card.action"].detail
+    assert by_kind["card.status"].title == "Card status: blocked (webhook)"
+    assert any(e.kind == "audit" and e.data["action"] == "cards.status.request"
+               for e in built.events)
