@@ -6,8 +6,9 @@ the message, our decision record and the hold together, or none of them.
 
 Steps (each a few indexed reads; stage times are recorded):
 
-``lookup``  the decision for this authorization id, if any: a repeat gets the first answer
-``config``  kill switch (one primary-key read) and the rule configuration version in force
+``lookup``  one round trip: an earlier decision for this authorization id (a repeat gets the
+            first answer), the kill switch, and the rule configuration version in force
+``config``  that version, parsed (cached per process by version and content digest)
 ``card``    card joined to its account, the account row locked (balance is read and held
             atomically with respect to other authorizations on the same account)
 ``usage``   spend today / this month (card and account) and recent requests, one round trip,
@@ -16,7 +17,8 @@ Steps (each a few indexed reads; stage times are recorded):
 ``hold``    on approval, the hold and the account's held total
 ``record``  the decision record (UNIQUE authorization id: the concurrency-safe idempotency key)
 
-All of it runs in a SAVEPOINT under ``StatementDeadline``. Anything that fails, or a deadline
+The hot path is prebuilt Core statements on the session's connection: compiled once per process,
+no ORM unit of work. All of it runs in a SAVEPOINT under ``StatementDeadline``. Anything that fails, or a deadline
 that passes (even after the hold was placed), rolls the SAVEPOINT back, so no hold survives an
 answer that was not "approve", and the safe default is recorded instead, with why.
 """
