@@ -74,21 +74,20 @@ _POSTINGS = TransactionPosting.__table__
 _DIALECTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
-def _insert_ignoring_conflict(session: Session, table, values: dict, key: str) -> None:
+def _insert_ignoring_conflict(session: Session, table, values: dict, key: str) -> bool:
+    """INSERT unless a row with the same ``key`` exists; True if this call inserted it."""
     insert = _DIALECTS[session.get_bind().dialect.name]
-    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=[key]))
+    return session.execute(insert(table).values(**values).on_conflict_do_nothing(
+        index_elements=[key]).returning(table.c.id)).first() is not None
 
 
 def transaction_for(session: Session, message: WebhookMessage,
                     now: dt.datetime) -> CardTransaction:
     """The message's transaction, created if this is the first message of it; row-locked."""
     key = link_key(message)
-    card_id = None
-    if message.token_id:
-        card_id = session.scalar(select(Card.id).where(Card.token_id == message.token_id))
     _insert_ignoring_conflict(session, _TRANSACTIONS, dict(
         link_key=key, authorization_id=authorization_of(message), token_id=message.token_id,
-        card_id=card_id, currency=message.currency, merchant_name=merchant_name_of(message),
+        card_id=None, currency=message.currency, merchant_name=merchant_name_of(message),
         mcc=merchant_field(message, "mcc"), state=TxnState.REQUESTED.value,
         first_event_at=message.created_at, last_event_at=message.created_at,
         created_at=now, updated_at=now,
@@ -96,8 +95,10 @@ def transaction_for(session: Session, message: WebhookMessage,
     transaction = session.scalar(select(CardTransaction).where(CardTransaction.link_key == key)
                                  .with_for_update().execution_options(populate_existing=True))
     assert transaction is not None  # noqa: S101 - inserted or already there, and locked
-    if transaction.card_id is None and card_id is not None:
-        transaction.card_id = card_id  # the card became known after the first message
+    if transaction.card_id is None and transaction.token_id:
+        # Looked up until found: the card may become known after the first message.
+        transaction.card_id = session.scalar(select(Card.id).where(
+            Card.token_id == transaction.token_id))
     return transaction
 
 
@@ -111,16 +112,14 @@ def link(session: Session, stored: StoredMessage, message: WebhookMessage,
     """
     role = role_of(message)
     transaction = transaction_for(session, message, now)
-    already = session.scalar(select(TransactionMessage.id)
-                             .where(TransactionMessage.message_id == stored.id))
-    if already is not None:
-        return transaction, False
-    _insert_ignoring_conflict(session, _LINKS, dict(
+    linked = _insert_ignoring_conflict(session, _LINKS, dict(
         transaction_id=transaction.id, message_id=stored.id, role=role.value,
         finci_id=message.id, amount=message.amount, currency=message.currency,
         response_code=(message.response_code or None) and message.response_code[:64],
         finci_created_at=message.created_at, linked_at=now,
     ), "message_id")
+    if not linked:
+        return transaction, False  # linked before (a replay)
     if role in (Role.PRESENTMENT, Role.REFUND):
         _insert_ignoring_conflict(session, _POSTINGS, dict(
             transaction_id=transaction.id, message_id=stored.id, kind=role.value,

@@ -205,7 +205,8 @@ def settle(session: Session, transaction: CardTransaction, settings: LifecycleSe
                    our_answer=answer, posting_statuses=(), expired=False)
 
     posted = failed = 0
-    for posting in postings_of(session, transaction.id):
+    postings = postings_of(session, transaction.id)
+    for posting in postings:
         if posting.status != PostingStatus.PARKED.value:
             continue
         if not _ready(posting, transaction, first, without_authorization):
@@ -215,7 +216,6 @@ def settle(session: Session, transaction: CardTransaction, settings: LifecycleSe
         else:
             failed += 1
 
-    postings = postings_of(session, transaction.id)
     presentments = [p for p in postings if p.kind == Role.PRESENTMENT.value]
     derived = derive(links, names_authorization=transaction.authorization_id is not None,
                      our_answer=answer, posting_statuses=[p.status for p in presentments],
