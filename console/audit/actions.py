@@ -40,12 +40,6 @@ class AuditAction(StrEnum):
     DECISIONING_RULES_UPDATE = "decisioning.rules.update"
     LEDGER_HOLDS_EXPIRE = "ledger.holds.expire"
 
-
-class Outcome(StrEnum):
-    SUCCESS = "success"
-    FAILURE = "failure"
-    DENIED = "denied"
-
     # Transaction lifecycle and card lifecycle (console.transactions, console.cards)
     TRANSACTIONS_POSTING_RETRY = "transactions.posting.retry"
     TRANSACTIONS_POSTING_ACCEPT = "transactions.posting.accept"
@@ -56,8 +50,12 @@ class Outcome(StrEnum):
     CARDS_STATUS_RETRY = "cards.status.retry"
     CARDS_BOOK_REFRESH = "cards.book.refresh"
     CARDS_ACCOUNT_LINK = "cards.account.link"
-    LEDGER_ACCOUNT_CLOSE = "ledger.account.close"
-    LEDGER_ACCOUNT_REOPEN = "ledger.account.reopen"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
 
 
 class ActorType(StrEnum):

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from console import navigation
 from console.htmx import htmx
@@ -38,12 +47,23 @@ def index():
                                      request.args.get("date"))
     except timeline.QueryInvalid as invalid:
         query, error = timeline.Query(), str(invalid)
+    typed = request.args.get("q", "").strip()
+    if typed and typed != query.text:
+        # A full card number was typed: only its masked form may stay in the address bar and
+        # the browser's history.
+        masked_url = url_for("transactions.index", **{**request.args.to_dict(), "q": query.text})
+        if not htmx:
+            return redirect(masked_url, 303)
     results = None if query.empty else timeline.find(session, query)
     context = {"query": query, "results": results, "error": error, "args": request.args,
                "attention": timeline.attention(session, 20) if query.empty else [],
                "states": timeline.counts_by_state(session)}
     if htmx and htmx.target == "transaction-results":
-        return render_template("transactions/_partials/_results.html", **context)
+        response = make_response(render_template("transactions/_partials/_results.html",
+                                                 **context))
+        if typed and typed != query.text:
+            response.headers["HX-Push-Url"] = masked_url
+        return response
     return render_template("transactions/index.html", **context)
 
 

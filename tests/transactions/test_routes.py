@@ -64,3 +64,20 @@ def test_operators_retry_failed_postings_viewers_cannot(as_viewer, as_operator, 
     assert again.status_code == 422 and "not failed" in again.get_data(as_text=True)
     assert as_operator.post("/transactions/postings/999999/retry",
                             data={"csrf_token": as_operator.csrf_token}).status_code == 404
+
+
+def test_a_full_card_number_typed_in_the_search_never_stays_in_the_url(as_viewer, driver,
+                                                                        bodies, card,
+                                                                        db_session):
+    card.masked_number = "5555-55**-****-4444"
+    db_session.commit()
+    driver.run(bodies.presentment(None, 1_000))
+    plain = as_viewer.get("/transactions/?q=5555+5555+5555+4444")
+    assert plain.status_code == 303
+    assert "5555555555554444" not in plain.headers["Location"].replace("+", "").replace(
+        "%20", "")
+    htmx = as_viewer.get("/transactions/?q=5555555555554444",
+                         headers={"HX-Request": "true", "HX-Target": "transaction-results"})
+    assert htmx.status_code == 200
+    assert htmx.headers["HX-Push-Url"] == "/transactions/?q=5555-55**-****-4444"
+    assert card.token_id in htmx.get_data(as_text=True)
