@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import or_, select
 
 from console import navigation
@@ -15,6 +24,7 @@ from console.htmx import htmx
 from console.security.permissions import Permission, require
 from console.transactions import timeline
 from console.transactions.models import CardTransaction
+from console.transactions.routes import masked_search_url
 from console.unit_of_work import request_session
 from console.web_actor import current_actor
 
@@ -35,21 +45,26 @@ def _lifecycle():
 @require(Permission.VIEW_PANELS)
 def index():
     session = request_session()
-    text = request.args.get("q", "").strip()[:100]
+    text = timeline.parse_query(request.args.get("q", "")[:100]).text  # a full number masked
+    masked_url = masked_search_url("cards.index", text)
+    if masked_url and not htmx:
+        return redirect(masked_url, 303)
     query = select(Card).order_by(Card.updated_at.desc(), Card.id.desc()).limit(PAGE)
     if text:
-        parsed = timeline.parse_query(text).text  # masks a full card number first
-        masked = timeline.masked_pattern(parsed) or parsed
-        query = query.where(or_(Card.token_id == parsed, Card.masked_number == masked,
-                                Card.person_id == parsed, Card.corporate_id == parsed,
-                                Card.employee_id == parsed))
+        masked = timeline.masked_pattern(text) or text
+        query = query.where(or_(Card.token_id == text, Card.masked_number == masked,
+                                Card.person_id == text, Card.corporate_id == text,
+                                Card.employee_id == text))
     status = request.args.get("status", "")
     if status:
         query = query.where(Card.status == status)
     context = {"cards": session.scalars(query).all(), "text": text, "status": status,
                "attention": actions.attention(session, 20)}
     if htmx and htmx.target == "card-rows":
-        return render_template("cards/_partials/_rows.html", **context)
+        response = make_response(render_template("cards/_partials/_rows.html", **context))
+        if masked_url:
+            response.headers["HX-Push-Url"] = masked_url
+        return response
     return render_template("cards/index.html", **context)
 
 

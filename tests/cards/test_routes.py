@@ -72,3 +72,13 @@ def test_failed_actions_are_listed_for_operators(as_viewer, card, db_session):
     db_session.commit()
     page = as_viewer.get("/cards/actions").get_data(as_text=True)
     assert "service_unavailable" in page and card.token_id in page
+
+
+def test_a_full_card_number_searched_is_masked_before_it_is_echoed(as_viewer, card, db_session):
+    card.masked_number = "5555-55**-****-4444"
+    db_session.commit()
+    response = as_viewer.get("/cards/?q=5555555555554444")
+    assert response.status_code == 303 and response.headers["Location"] == (
+        "/cards/?q=5555-55**-****-4444")
+    page = as_viewer.get(response.headers["Location"]).get_data(as_text=True)
+    assert card.token_id in page and 'value="5555-55**-****-4444"' in page
