@@ -70,11 +70,13 @@ class StoredMessage(Base):
     # ``type:id`` or ``authorization:id:request|advice`` (B.2): a second webhook-id for the same
     # business message is a duplicate too, so it can never be processed twice.
     business_key: Mapped[str] = mapped_column(String(200), unique=True)
-    type: Mapped[str] = mapped_column(String(64), index=True)
+    # Not indexed (nor token_id): every index is paid for on the ingress hot path, and these
+    # low-selectivity filters only serve console searches that are bounded anyway.
+    type: Mapped[str] = mapped_column(String(64))
     known_type: Mapped[bool] = mapped_column(Boolean)
     finci_id: Mapped[str] = mapped_column(String(64), index=True)
     advice: Mapped[bool | None] = mapped_column(Boolean)
-    token_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    token_id: Mapped[str | None] = mapped_column(String(64))
     # When FINCI created the message: the basis of delivery latency.
     finci_created_at: Mapped[dt.datetime]
     # The first verified delivery's ``webhook-timestamp`` (Unix seconds).
@@ -123,7 +125,7 @@ class WebhookDelivery(Base):
     message_id: Mapped[int] = mapped_column(ID, ForeignKey("webhook_message.id"), index=True)
     webhook_id: Mapped[str] = mapped_column(String(256))
     received_at: Mapped[dt.datetime] = mapped_column(index=True)
-    disposition: Mapped[str] = mapped_column(String(10), index=True)
+    disposition: Mapped[str] = mapped_column(String(10))
     body_sha256: Mapped[str] = mapped_column(String(64))
     # Conflicts only: the differing body (masked), kept for the reviewer.
     conflict_body: Mapped[str | None] = mapped_column(Text)

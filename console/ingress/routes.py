@@ -47,9 +47,14 @@ _ANSWERS = {
     405: "method_not_allowed", 413: "too_large", 429: "rate_limited", 503: "unavailable",
 }
 _WELL_FORMED_ID = re.compile(rf"[\x21-\x7e]{{1,{contract.WEBHOOK_ID_MAX_LENGTH}}}")
-_HEADERS_OF_INTEREST = ("User-Agent", "Content-Type", "Content-Length", "Transfer-Encoding",
-                        "X-Forwarded-For", "X-Request-Id", contract.HEADER_WEBHOOK_ID,
-                        contract.HEADER_WEBHOOK_TIMESTAMP)
+# (recorded name, WSGI environ key)
+_HEADERS_OF_INTEREST = tuple(
+    (name.lower(), "CONTENT_TYPE" if name == "Content-Type" else
+     "CONTENT_LENGTH" if name == "Content-Length" else
+     "HTTP_" + name.upper().replace("-", "_"))
+    for name in ("User-Agent", "Content-Type", "Content-Length", "Transfer-Encoding",
+                 "X-Forwarded-For", "X-Request-Id", contract.HEADER_WEBHOOK_ID,
+                 contract.HEADER_WEBHOOK_TIMESTAMP))
 _HEADER_VALUE_MAX = 200
 _READ_CHUNK = 64 * 1024
 
@@ -150,11 +155,14 @@ def _read_body(cap: int) -> bytes:
 
 def _headers_of_interest() -> dict[str, str]:
     kept = {}
-    for name in _HEADERS_OF_INTEREST:
-        value = request.headers.get(name)
+    environ = request.environ
+    for name, key in _HEADERS_OF_INTEREST:
+        value = environ.get(key)
         if value:
-            printable = "".join(c if " " <= c <= "~" else "?" for c in value)
-            kept[name.lower()] = services.redact_text(printable[:_HEADER_VALUE_MAX])
+            value = value[:_HEADER_VALUE_MAX]
+            if not value.isascii() or not value.isprintable():
+                value = "".join(c if " " <= c <= "~" else "?" for c in value)
+            kept[name] = services.redact_text(value)
     signature = request.headers.get(contract.HEADER_WEBHOOK_SIGNATURE, "")
     # Which signature versions were offered, not the signatures themselves.
     kept["webhook-signature"] = " ".join(

@@ -119,7 +119,8 @@ def _job_dict(job) -> dict:
             "finished_at": job.finished_at.isoformat() if job.finished_at else None}
 
 
-@click.group("replay", cls=AppGroup, help="Replay stored messages (idempotent, audited, rate-limited).")
+@click.group("replay", cls=AppGroup,
+             help="Replay stored messages (idempotent, audited, rate-limited).")
 def replay_group():
     pass
 

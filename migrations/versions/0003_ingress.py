@@ -79,8 +79,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_webhook_message_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_message_finci_id'), ['finci_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_message_received_at'), ['received_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_webhook_message_token_id'), ['token_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_webhook_message_type'), ['type'], unique=False)
 
     op.create_table('webhook_rejection',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -144,7 +142,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_delivery'))
     )
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_webhook_delivery_disposition'), ['disposition'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_delivery_message_id'), ['message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_delivery_received_at'), ['received_at'], unique=False)
 
@@ -153,7 +150,6 @@ def downgrade() -> None:
     with op.batch_alter_table('webhook_delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_webhook_delivery_received_at'))
         batch_op.drop_index(batch_op.f('ix_webhook_delivery_message_id'))
-        batch_op.drop_index(batch_op.f('ix_webhook_delivery_disposition'))
 
     op.drop_table('webhook_delivery')
     with op.batch_alter_table('processing_attempt', schema=None) as batch_op:
@@ -169,8 +165,6 @@ def downgrade() -> None:
 
     op.drop_table('webhook_rejection')
     with op.batch_alter_table('webhook_message', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_webhook_message_type'))
-        batch_op.drop_index(batch_op.f('ix_webhook_message_token_id'))
         batch_op.drop_index(batch_op.f('ix_webhook_message_received_at'))
         batch_op.drop_index(batch_op.f('ix_webhook_message_finci_id'))
         batch_op.drop_index('ix_webhook_message_due')
