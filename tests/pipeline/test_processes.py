@@ -1,0 +1,237 @@
+"""Real processes: gunicorn answering concurrent and oversized deliveries, the database vanishing
+mid-run, and a worker killed with -9 in the middle of a batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from console.audit import Actor
+from console.db import Database, make_engine, utcnow
+from console.deployment import record_environment
+from console.finci.payload import parse_message
+from console.ingress import services as ingress
+from console.ingress.models import MessageStatus, StoredMessage
+from console.ingress.verify import Source
+from console.pipeline.models import MessageEffect, Outcome, ProcessingAttempt
+from tests.ingress.helpers import SECRET, TEST_PANS, ingress_settings, new_webhook_id, signed
+from tests.pipeline.process_handlers import TYPE
+from tests.support.servers import ROOT, Gunicorn, console_env
+
+pytestmark = pytest.mark.slow
+
+
+def body(**fields) -> dict:
+    return {"type": TYPE, "id": f"pt_{uuid.uuid4().hex[:10]}",
+            "created_at": "2026-11-27T08:00:00Z", "card_reference": TEST_PANS[0], **fields}
+
+
+@pytest.fixture
+def database_url(db_factory) -> str:
+    """A fresh migrated database of its own, stamped for the sandbox like `db upgrade` does."""
+    url = db_factory.fresh()
+    database = Database(make_engine(url))
+    with database.transaction() as session:
+        record_environment(session, "sandbox", Actor.system("test"))
+    database.dispose()
+    return url
+
+
+@pytest.fixture
+def pg_url(db_factory, database_url) -> str:
+    if db_factory.backend != "postgresql":
+        pytest.skip("concurrent processes against one database: PostgreSQL")
+    return database_url
+
+
+def process_env(url: str, **extra: str) -> dict[str, str]:
+    return console_env(url, FINCI_WEBHOOK_SECRETS=SECRET.export(),
+                       INGRESS_RATE_LIMIT_PER_S="100000", INGRESS_RATE_LIMIT_BURST="100000",
+                       PIPELINE_HANDLER_MODULES="tests.pipeline.process_handlers",
+                       PIPELINE_POLL_INTERVAL_S="0.05", PIPELINE_BATCH_SIZE="10",
+                       PIPELINE_LEASE_S="2", LOG_LEVEL="WARNING", **extra)
+
+
+def run_worker(env: dict[str, str], *args: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--json", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+class Counts:
+    def __init__(self, url: str):
+        self.engine = make_engine(url)
+
+    def __call__(self) -> dict:
+        with self.engine.connect() as connection:
+            def count(query):
+                return connection.execute(query).scalar_one()
+            applied = connection.execute(
+                select(ProcessingAttempt.message_id, func.count())
+                .where(ProcessingAttempt.outcome == Outcome.APPLIED)
+                .group_by(ProcessingAttempt.message_id)).all()
+            return {
+                "messages": count(select(func.count()).select_from(StoredMessage)),
+                "processed": count(select(func.count()).select_from(StoredMessage).where(
+                    StoredMessage.status == MessageStatus.PROCESSED)),
+                "effects": count(select(func.count()).select_from(MessageEffect)),
+                "applied_twice": sum(1 for _, n in applied if n > 1),
+                "applied": len(applied),
+                "lease_expired": count(select(func.count()).select_from(ProcessingAttempt).where(
+                    ProcessingAttempt.outcome == Outcome.LEASE_EXPIRED)),
+            }
+
+    def close(self):
+        self.engine.dispose()
+
+
+def post(url: str, raw: bytes, headers: dict, session: requests.Session | None = None):
+    started = time.monotonic()
+    response = (session or requests).post(url + "/webhooks/finci", data=raw, headers=headers,
+                                          timeout=10)
+    return response, time.monotonic() - started
+
+
+def test_fifty_concurrent_deliveries_of_one_message_are_one_message_and_one_effect(
+        pg_url, pan_scanner):
+    env = process_env(pg_url)
+    raw, headers = signed(body())
+    with Gunicorn(env, workers=2, threads=8) as server:
+        barrier = threading.Barrier(50)
+
+        def deliver(_):
+            barrier.wait()
+            return post(server.url, raw, headers)[0]
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            responses = list(pool.map(deliver, range(50)))
+        statuses = {r.status_code for r in responses}
+        bodies = {r.content for r in responses}
+
+        # The cap holds for chunked bodies too (no Content-Length: read at most cap + 1).
+        chunked = requests.post(server.url + "/webhooks/finci", headers=signed(body())[1],
+                                data=(b"x" * 65536 for _ in range(8)), timeout=10)
+    pan_scanner.scan(server.output(), "gunicorn")
+    assert statuses == {200}
+    assert bodies == {b'{"status": "success"}'}
+    assert chunked.status_code == 413
+    counts = Counts(pg_url)
+    try:
+        assert counts()["messages"] == 1
+        report = run_worker(env, "--once")
+        assert report["applied"] == 1
+        after = counts()
+        assert (after["effects"], after["applied"], after["applied_twice"]) == (1, 1, 0)
+    finally:
+        counts.close()
+
+
+def test_database_outage_answers_503_fast_and_loses_nothing_acknowledged(
+        pg_url, pan_scanner):
+    from tests.pipeline.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy()
+    via_proxy = pg_url.replace("127.0.0.1:5432", proxy.url_host)
+    assert via_proxy != pg_url
+    env = process_env(via_proxy, DB_POOL_SIZE="4")
+    acknowledged: set[str] = set()
+    deliveries = [signed(body()) for _ in range(45)]
+    try:
+        with Gunicorn(env, workers=2, threads=4) as server, requests.Session() as http:
+            for raw, headers in deliveries[:20]:
+                response, _ = post(server.url, raw, headers, http)
+                assert response.status_code == 200
+                acknowledged.add(headers["webhook-id"])
+
+            proxy.cut()
+            refused = []
+            for raw, headers in deliveries[20:30]:
+                response, elapsed = post(server.url, raw, headers, http)
+                refused.append((response.status_code, response.headers.get("Retry-After"),
+                                elapsed))
+                if response.status_code == 200:  # must not happen, but then it is acked
+                    acknowledged.add(headers["webhook-id"])
+            proxy.restore()
+
+            # FINCI retries what it could not deliver, and new traffic arrives.
+            for raw, headers in deliveries[20:]:
+                response, _ = post(server.url, raw, headers, http)
+                assert response.status_code == 200
+                acknowledged.add(headers["webhook-id"])
+        pan_scanner.scan(server.output(), "gunicorn")
+    finally:
+        proxy.close()
+    assert {status for status, _, _ in refused} == {503}
+    assert all(retry_after == "5" for _, retry_after, _ in refused)
+    assert max(elapsed for _, _, elapsed in refused) < 1.5, refused
+    print(f"503 answers during the outage: max {max(e for _, _, e in refused) * 1000:.0f} ms")
+
+    worker_env = process_env(pg_url)
+    run_worker(worker_env, "--once")
+    counts = Counts(pg_url)
+    try:
+        after = counts()
+    finally:
+        counts.close()
+    assert len(acknowledged) == 45
+    assert after["messages"] == 45
+    assert (after["effects"], after["applied"], after["applied_twice"]) == (45, 45, 0)
+
+
+def _store_messages(url: str, count: int) -> None:
+    database = Database(make_engine(url))
+    settings = ingress_settings()
+    try:
+        for _ in range(count):
+            raw = json.dumps(body()).encode()
+            ingress.store(database, ingress.Delivery(
+                webhook_id=new_webhook_id(), webhook_timestamp=int(time.time()), body=raw,
+                verified_by=SECRET.fingerprint, source=Source("127.0.0.1", "127.0.0.1", False),
+                headers={}, received_at=utcnow()),
+                parse_message(raw), settings)
+    finally:
+        database.dispose()
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(pg_url):
+    database_url, total = pg_url, 40
+    _store_messages(database_url, total)
+    env = process_env(database_url, PROCESS_TEST_HANDLER_DELAY_S="0.03")
+    counts = Counts(database_url)
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--json"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while counts()["effects"] < 8:
+            assert victim.poll() is None, "the worker exited early"
+            assert time.monotonic() < deadline, "the worker made no progress"
+            time.sleep(0.02)
+        os.kill(victim.pid, signal.SIGKILL)  # mid-batch: it holds claims it will never finish
+        victim.wait(timeout=10)
+        killed_at = counts()
+        assert 0 < killed_at["effects"] < total
+        time.sleep(2.2)  # the lease (2 s) of the dead worker's claims runs out
+        report = run_worker(env, "--once")
+        after = counts()
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+        counts.close()
+    assert after["processed"] == total
+    assert (after["effects"], after["applied"], after["applied_twice"]) == (total, total, 0)
+    assert after["lease_expired"] >= 1
+    assert report["expired"] >= 1
