@@ -244,7 +244,7 @@ def run(pg_url: str) -> list[Figure]:
     ratio = throughput["ingress"] / throughput["reference"] if throughput["reference"] else 0
     print(f"ingest: acks ingress {len(samples['ingress'])}, reference "
           f"{len(samples['reference'])}, floor {len(samples['floor'])} in {rounds} alternating "
-          f"rounds of {seconds:.0f} s; failures {failures}; {clients} client processes x "
+          f"rounds of {seconds:.1f} s; failures {failures}; {clients} client processes x "
           f"{threads} threads; gunicorn {workers} workers x 8 threads; load average "
           f"{load_before:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
           file=sys.stderr)
