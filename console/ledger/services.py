@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from console.db import utcnow
@@ -70,10 +71,18 @@ def program_account(session: Session, kind: AccountKind, currency: str) -> Ledge
     """The program's own account of ``kind`` in ``currency`` (created on first use)."""
     kind = AccountKind(kind)
     external_id = f"{kind.value}:{currency}"
-    account = session.scalar(select(LedgerAccount).where(LedgerAccount.external_id == external_id))
+    query = select(LedgerAccount).where(LedgerAccount.external_id == external_id)
+    account = session.scalar(query)
     if account is None:
-        account = open_account(session, kind=kind, name=f"{kind.value.title()} {currency}",
-                               currency=currency, external_id=external_id)
+        try:
+            # Two first postings in a new currency may race to create it: the loser waits on
+            # the UNIQUE external_id, rolls back its SAVEPOINT and uses the winner's account.
+            with session.begin_nested():
+                account = open_account(session, kind=kind,
+                                       name=f"{kind.value.title()} {currency}",
+                                       currency=currency, external_id=external_id)
+        except IntegrityError:
+            account = session.scalar(query)
     return account
 
 

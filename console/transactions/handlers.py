@@ -16,11 +16,12 @@ from console.finci.contract import MessageType
 from console.pipeline import handlers
 from console.transactions import settings as lifecycle_settings
 from console.transactions.linking import Unlinkable, link
-from console.transactions.services import Settled, settle
+from console.transactions.services import Settled, lock_account_of, settle
 
 
 def apply(ctx: handlers.Context) -> Settled:
     now = utcnow()
+    lock_account_of(ctx.session, ctx.message.token_id)
     try:
         transaction, _new = link(ctx.session, ctx.stored, ctx.message, now)
     except Unlinkable as exc:

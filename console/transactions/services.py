@@ -382,7 +382,21 @@ class RetryRefused(ValueError):
     pass
 
 
+def lock_account_of(session: Session, token_id: str | None) -> None:
+    """Lock the card's account row before the transaction row: the order decisioning and the
+    advice take locks in (account first), so the worker, the expiry job and an operator retry
+    can never wait on each other in opposite orders (no deadlock on PostgreSQL)."""
+    if not token_id:
+        return
+    account_id = session.scalar(select(Card.account_id).where(Card.token_id == token_id))
+    if account_id is not None:
+        ledger.lock_account(session, account_id)
+
+
 def lock_transaction(session: Session, transaction_id: int) -> CardTransaction | None:
+    token_id = session.scalar(select(CardTransaction.token_id)
+                              .where(CardTransaction.id == transaction_id))
+    lock_account_of(session, token_id)
     return session.scalar(select(CardTransaction).where(CardTransaction.id == transaction_id)
                           .with_for_update().execution_options(populate_existing=True))
 
