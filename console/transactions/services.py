@@ -159,8 +159,8 @@ def links_of(session: Session, transaction_id: int) -> list[Linked]:
 
 
 def postings_of(session: Session, transaction_id: int) -> list[TransactionPosting]:
-    # Presentments first, then refunds; each in FINCI's order (ids break ties): a stable order
-    # whatever the arrival order.
+    # Presentments first, then refunds, each by FINCI id: the same order whatever the arrival
+    # order (the first posted presentment is the one a hold is converted into).
     return list(session.scalars(
         select(TransactionPosting).where(TransactionPosting.transaction_id == transaction_id)
         .order_by(TransactionPosting.kind, TransactionPosting.finci_id)))
