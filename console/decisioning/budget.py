@@ -129,6 +129,9 @@ _ACTIVE: contextvars.ContextVar[StatementDeadline | None] = contextvars.ContextV
 # Transaction control must always go through: rolling back to a SAVEPOINT is how we recover.
 _UNGUARDED = ("SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "BEGIN")
 DEFAULT_SLACK_S = 0.01
+SAVEPOINT = "decisioning"
+# Back to the session's own value for the rest of the caller's transaction.
+_RESTORE_TIMEOUT = "SET LOCAL statement_timeout TO DEFAULT"
 
 
 class StatementDeadline:
@@ -149,6 +152,8 @@ class StatementDeadline:
         self._token: contextvars.Token | None = None
         self._raw = None
         self._previous_busy_ms: int | None = None
+        # PostgreSQL: a SET LOCAL of ours is in force and must be undone before we hand back.
+        self._timeout_changed = False
 
     # -- lifecycle --
 
@@ -169,16 +174,44 @@ class StatementDeadline:
             self._raw.set_progress_handler(None, 0)
             if self._armed_s is not None and self._previous_busy_ms is not None:
                 self._raw.execute(f"PRAGMA busy_timeout = {int(self._previous_busy_ms)}")
-        elif self.dialect == "postgresql" and self.timeouts_set:
-            # Back to the session's own value for the rest of the caller's transaction.
-            self.connection.exec_driver_sql("SET LOCAL statement_timeout TO DEFAULT")
+        elif self.dialect == "postgresql" and self._timeout_changed:
+            self.connection.exec_driver_sql(_RESTORE_TIMEOUT)
+
+    # -- a SAVEPOINT of our own, sharing round trips with the timeout on PostgreSQL --
+    #
+    # SQLAlchemy's begin_nested() would cost a round trip for SAVEPOINT and one for RELEASE, on
+    # top of one to set the statement timeout and one to restore it. PostgreSQL's simple query
+    # protocol takes several statements at once (psycopg uses it for a statement without
+    # parameters), so "SAVEPOINT + set timeout" and "RELEASE + restore timeout" are one each.
+    # The SQL is fixed text plus an integer, never input.
+
+    def open_savepoint(self) -> None:
+        if self.dialect == "postgresql":
+            ms = self._timeout_ms()
+            self.connection.exec_driver_sql(
+                f"SAVEPOINT {SAVEPOINT}; "
+                f"SELECT set_config('statement_timeout', '{ms}', true)")
+            self._armed(ms)
+        else:
+            self.connection.exec_driver_sql(f"SAVEPOINT {SAVEPOINT}")
+
+    def release_savepoint(self) -> None:
+        if self.dialect == "postgresql" and self._timeout_changed:
+            self.connection.exec_driver_sql(f"RELEASE SAVEPOINT {SAVEPOINT}; {_RESTORE_TIMEOUT}")
+            self._timeout_changed = False
+            self._armed_s = None
+        else:
+            self.connection.exec_driver_sql(f"RELEASE SAVEPOINT {SAVEPOINT}")
+
+    def rollback_savepoint(self) -> None:
+        """Undo everything since ``open_savepoint`` (the SAVEPOINT stays open for reuse)."""
+        self.connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+        # A timeout set inside the SAVEPOINT was rolled back with it.
+        self._armed_s = None
+        self._timeout_changed = False
 
     def move_deadline(self, deadline: float) -> None:
         self.deadline = deadline
-        self._armed_s = None
-
-    def forget(self) -> None:
-        """After a rollback to a SAVEPOINT: a timeout set inside it was rolled back too."""
         self._armed_s = None
 
     # -- per statement --
@@ -197,12 +230,20 @@ class StatementDeadline:
         armed = self._armed_s
         if armed is not None and now + armed <= self.deadline + self.slack_s:
             return
-        ms = max(1, math.floor(remaining * 1000))
+        ms = self._timeout_ms(now)
         if self.dialect == "postgresql":
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", (str(ms),))
         elif self.dialect == "sqlite":
             cursor.execute(f"PRAGMA busy_timeout = {ms}")
+        self._armed(ms)
+
+    def _timeout_ms(self, now: float | None = None) -> int:
+        now = self.clock.monotonic() if now is None else now
+        return max(1, math.floor((self.deadline - now) * 1000))
+
+    def _armed(self, ms: int) -> None:
         self._armed_s = ms / 1000
+        self._timeout_changed = True
         self.timeouts_set += 1
 
 

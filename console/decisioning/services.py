@@ -17,10 +17,11 @@ Steps (each a few indexed reads; stage times are recorded):
 ``hold``    on approval, the hold and the account's held total
 ``record``  the decision record (UNIQUE authorization id: the concurrency-safe idempotency key)
 
-The hot path is prebuilt Core statements on the session's connection: compiled once per process,
-no ORM unit of work. All of it runs in a SAVEPOINT under ``StatementDeadline``. Anything that fails, or a deadline
-that passes (even after the hold was placed), rolls the SAVEPOINT back, so no hold survives an
-answer that was not "approve", and the safe default is recorded instead, with why.
+The hot path is prebuilt Core statements on the session's connection: compiled once per
+process, no ORM unit of work. All of it runs in a SAVEPOINT under ``StatementDeadline``.
+Anything that fails, or a deadline that passes (even after the hold was placed), rolls the
+SAVEPOINT back, so no hold survives an answer that was not "approve", and the safe default is
+recorded instead, with why.
 """
 
 from __future__ import annotations
@@ -95,25 +96,28 @@ def decide(session: Session, message: WebhookMessage, settings: DecisioningSetti
     received_at = clock.now()
     connection = session.connection()
     with StatementDeadline(connection, budget.decide_by, clock) as guard:
+        guard.open_savepoint()
         cause, detail = Reason.ERROR, "unexpected failure"
         try:
-            with connection.begin_nested():
-                decision = _decide(connection, message, settings, budget, timer, received_at)
-                # The last word: an approval that is late is not given, and its hold and record
-                # go with the SAVEPOINT (no orphan hold).
-                timer.start("answer")
-                budget.check("answer")
+            decision = _decide(connection, message, settings, budget, timer, received_at)
+            # The last word: an approval that is late is not given, and its hold and record
+            # go with the SAVEPOINT (no orphan hold).
+            timer.start("answer")
+            budget.check("answer")
+            guard.release_savepoint()
             return decision
         except _Answered as answered:
+            guard.release_savepoint()  # nothing was written
             return answered.decision
         except BudgetExceeded:
             cause, detail = Reason.BUDGET_EXCEEDED, f"out of time in stage {timer.current!r}"
         except IntegrityError:
             # A concurrent request for the same authorization recorded its decision first.
-            guard.forget()
+            guard.rollback_savepoint()
             guard.move_deadline(budget.fallback_deadline())
             first = _replay(connection, message.id)
             if first is not None:
+                guard.release_savepoint()
                 return first
             detail = "conflicting concurrent write"
         except DBAPIError as exc:
@@ -126,9 +130,9 @@ def decide(session: Session, message: WebhookMessage, settings: DecisioningSetti
                 detail = f"database error {type(exc.orig).__name__} in stage {timer.current!r}"
         except Exception as exc:
             detail = f"{type(exc).__name__} in stage {timer.current!r}"
-        guard.forget()
+        guard.rollback_savepoint()
         guard.move_deadline(budget.fallback_deadline())
-        return _fallback(connection, message, settings, cause, detail, budget, timer,
+        return _fallback(connection, guard, message, settings, cause, detail, budget, timer,
                          received_at)
 
 
@@ -238,10 +242,13 @@ def _insert_record(connection: Connection, message: WebhookMessage,
     }).scalar_one()
 
 
-def _fallback(connection: Connection, message: WebhookMessage, settings: DecisioningSettings,
-              cause: Reason, detail: str, budget: Budget, timer: StageTimer,
-              received_at: dt.datetime) -> Decision:
-    """The safe default, recorded with why (best effort: the answer never waits on it)."""
+def _fallback(connection: Connection, guard: StatementDeadline, message: WebhookMessage,
+              settings: DecisioningSettings, cause: Reason, detail: str, budget: Budget,
+              timer: StageTimer, received_at: dt.datetime) -> Decision:
+    """The safe default, recorded with why (best effort: the answer never waits on it).
+
+    Runs in the decision's SAVEPOINT, rolled back and still open.
+    """
     answer = settings.safe_default
     stage = timer.current
     timer.start("fallback")
@@ -251,23 +258,27 @@ def _fallback(connection: Connection, message: WebhookMessage, settings: Decisio
     trace = [{"rule": "budget" if cause is Reason.BUDGET_EXCEEDED else "failure",
               "passed": False, "detail": detail[:300]}]
     try:
-        with connection.begin_nested():
-            record_id = _insert_record(connection, message, settings, received_at,
-                                       answer=answer, reason=cause, detail=detail, trace=trace,
-                                       config=None, card=None, timer=timer, budget=budget,
-                                       default_used=True)
+        record_id = _insert_record(connection, message, settings, received_at, answer=answer,
+                                   reason=cause, detail=detail, trace=trace, config=None,
+                                   card=None, timer=timer, budget=budget, default_used=True)
+        guard.release_savepoint()
         return Decision(message.id, answer, cause, detail, default_used=True,
                         record_id=record_id)
     except IntegrityError:
+        guard.rollback_savepoint()
         first = _replay(connection, message.id)
+        guard.release_savepoint()
         if first is not None:
             return first
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise
+        guard.rollback_savepoint()
+        guard.release_savepoint()
         log.error("could not record the safe default for %s: %s", message.id,
                   type(exc.orig).__name__)
     except BudgetExceeded:
+        guard.release_savepoint()  # nothing was sent
         log.error("no time left to record the safe default for %s", message.id)
     return Decision(message.id, answer, cause, detail, default_used=True)
 

@@ -127,13 +127,33 @@ def balance(session: Session, account_id: int) -> Balance | None:
 
 _ACCOUNTS = LedgerAccount.__table__
 _HOLDS = Hold.__table__
+
+
+def _param(name: str, column) -> object:
+    return bindparam(name, type_=column.type)
+
+
 # Prebuilt: the authorization hot path places a hold on most requests.
 _RESERVE = (update(_ACCOUNTS)
-            .where(_ACCOUNTS.c.id == bindparam("b_account"),
-                   _ACCOUNTS.c.currency == bindparam("b_currency"))
-            .values(held_amount=_ACCOUNTS.c.held_amount + bindparam("b_amount"),
-                    updated_at=bindparam("b_now")))
+            .where(_ACCOUNTS.c.id == _param("b_account", _ACCOUNTS.c.id),
+                   _ACCOUNTS.c.currency == _param("b_currency", _ACCOUNTS.c.currency))
+            .values(held_amount=_ACCOUNTS.c.held_amount + _param("b_amount", _HOLDS.c.amount),
+                    updated_at=_param("b_now", _ACCOUNTS.c.updated_at)))
 _INSERT_HOLD = insert(_HOLDS).returning(_HOLDS.c.id)
+# PostgreSQL: both in one round trip. The hold is inserted only if the account row was updated
+# (right id and currency), and a failing insert (UNIQUE) undoes the update with it.
+_RESERVED = _RESERVE.returning(_ACCOUNTS.c.id).cte("reserved")
+_RESERVE_AND_HOLD = (
+    insert(_HOLDS).from_select(
+        ["authorization_id", "account_id", "card_id", "amount", "currency", "status", "source",
+         "placed_at", "expires_at"],
+        select(_param("authorization_id", _HOLDS.c.authorization_id), _RESERVED.c.id,
+               _param("card_id", _HOLDS.c.card_id), _param("b_amount", _HOLDS.c.amount),
+               _param("b_currency", _HOLDS.c.currency), _param("status", _HOLDS.c.status),
+               _param("source", _HOLDS.c.source), _param("b_now", _HOLDS.c.placed_at),
+               _param("expires_at", _HOLDS.c.expires_at)).select_from(_RESERVED))
+    .add_cte(_RESERVED)
+    .returning(_HOLDS.c.id))
 
 
 def place_hold(session: Session | Connection, *, authorization_id: str, account_id: int,
@@ -148,15 +168,27 @@ def place_hold(session: Session | Connection, *, authorization_id: str, account_
     if amount < 0:
         raise LedgerError("a hold cannot be negative")
     now = now or utcnow()
-    changed = session.execute(_RESERVE, {"b_account": account_id, "b_currency": currency,
-                                         "b_amount": amount, "b_now": now}).rowcount
-    if changed != 1:
+    params = {"authorization_id": authorization_id, "b_account": account_id,
+              "card_id": card_id, "b_amount": amount, "b_currency": currency,
+              "status": HoldStatus.OPEN.value, "source": HoldSource(source).value,
+              "b_now": now, "expires_at": expires_at}
+    if _dialect(session) == "postgresql":
+        hold_id = session.execute(_RESERVE_AND_HOLD, params).scalar_one_or_none()
+        if hold_id is None:
+            raise LedgerError("no such account in this currency")
+        return hold_id
+    if session.execute(_RESERVE, params).rowcount != 1:
         raise LedgerError("no such account in this currency")
     return session.execute(_INSERT_HOLD, {
         "authorization_id": authorization_id, "account_id": account_id, "card_id": card_id,
         "amount": amount, "currency": currency, "status": HoldStatus.OPEN.value,
         "source": HoldSource(source).value, "placed_at": now, "expires_at": expires_at,
     }).scalar_one()
+
+
+def _dialect(session: Session | Connection) -> str:
+    bind = session.get_bind() if isinstance(session, Session) else session
+    return bind.dialect.name
 
 
 def release_hold(session: Session, authorization_id: str, reason: ReleaseReason,

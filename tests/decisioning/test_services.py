@@ -285,3 +285,30 @@ def test_the_callers_pending_writes_survive_a_failed_decision(db_session, monkey
     db_session.expire_all()
     assert db_session.get(type(account), account.id).name == "changed by the caller"
     assert db_session.scalar(select(func.count()).select_from(DecisionRecord)) == 1
+
+
+def test_an_approval_on_postgresql_is_seven_round_trips(db_session):
+    """The hot path stays a handful of indexed statements (each one is latency)."""
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("round trips are what matter on a networked database")
+    from sqlalchemy import event
+
+    funded_card(db_session, balance=10_000)
+    save_config(db_session, ADMIN, {"limits": [
+        {"scope": "card", "period": "day", "currency": "EUR", "max_amount": 5_000}]},
+        reason="exercise every stage")
+    decide(db_session, authorization(amount=100), settings(), FakeClock())  # caches the rules
+    statements: list[str] = []
+    connection = db_session.connection()
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement.split(None, 1)[0])
+
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        decision = decide(db_session, authorization(amount=100), settings(), FakeClock())
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert decision.approve
+    # SAVEPOINT+timeout, first reads, card, usage, reserve+hold, record, RELEASE+restore.
+    assert len(statements) == 7, statements
