@@ -14,7 +14,7 @@ Each stream runs in its own process (the client must not be the bottleneck). Pri
 client-observed p50/p99/max of decisions and of the reference, decide()'s own total from the
 decision records, answers over the budget (target: none) and safe defaults used.
 
-Environment: BENCH_DECISIONING_SECONDS (30), BENCH_DECISIONING_RATE (20/s),
+Environment: BENCH_DECISIONING_SECONDS (60), BENCH_DECISIONING_RATE (20/s),
 BENCH_INGEST_RATE (20/s), BENCH_REFERENCE_RATE (10/s), BENCH_CARDS (500), BENCH_WORKERS (2).
 The defaults keep a small (2 vCPU) machine, shared with the database and the load generator,
 well below saturation: on this class of machine one decision costs about 7.5 ms of gunicorn CPU
@@ -139,15 +139,28 @@ def _stream(kind: str, url: str, rate: float, seconds: float, tokens: list[str],
     out.put((kind, results))
 
 
-def _decision_records(url: str) -> tuple[list[float], int]:
+def _last_record_id(url: str) -> int:
     from console.db import make_engine
     from console.decisioning.models import DecisionRecord
 
     engine = make_engine(url)
     with engine.connect() as connection:
-        totals = list(connection.scalars(select(DecisionRecord.total_ms)))
+        last = connection.scalar(select(func.max(DecisionRecord.id)))
+    engine.dispose()
+    return last or 0
+
+
+def _decision_records(url: str, after_id: int) -> tuple[list[float], int]:
+    """decide()'s own total per measured decision (the warm-up's are left out)."""
+    from console.db import make_engine
+    from console.decisioning.models import DecisionRecord
+
+    engine = make_engine(url)
+    measured = DecisionRecord.id > after_id
+    with engine.connect() as connection:
+        totals = list(connection.scalars(select(DecisionRecord.total_ms).where(measured)))
         defaults = connection.scalar(select(func.count()).select_from(DecisionRecord)
-                                     .where(DecisionRecord.default_used.is_(True)))
+                                     .where(measured, DecisionRecord.default_used.is_(True)))
     engine.dispose()
     return totals, defaults or 0
 
@@ -156,7 +169,7 @@ def run(pg_url: str) -> list[Figure]:
     sys.path.insert(0, str(ROOT))
     from tests.support.servers import Gunicorn, console_env
 
-    seconds = _env("BENCH_DECISIONING_SECONDS", 30)
+    seconds = _env("BENCH_DECISIONING_SECONDS", 60)
     rates = {"decisions": _env("BENCH_DECISIONING_RATE", 20),
              "ingest": _env("BENCH_INGEST_RATE", 20),
              "reference": _env("BENCH_REFERENCE_RATE", 10)}
@@ -169,10 +182,12 @@ def run(pg_url: str) -> list[Figure]:
                           LOG_LEVEL="WARNING", CONSOLE_HSTS="false")
         workers = int(_env("BENCH_WORKERS", 2))
         with Gunicorn(env, workers=workers, threads=8) as server:
-            # Warm every worker's pool and caches before measuring.
+            # Warm every worker's connections, prepared statements and caches on both paths.
             warm: mp.Queue = mp.Queue()
-            _stream("decisions", server.url, 50, 2, tokens, warm)
-            warm.get()
+            for kind in ("decisions", "ingest", "decisions"):
+                _stream(kind, server.url, 50, 3, tokens, warm)
+                warm.get()
+            warm_up_last_id = _last_record_id(url)
             queue: mp.Queue = mp.Queue()
             processes = [mp.Process(target=_stream, args=(kind, server.url, rate, seconds,
                                                           tokens, queue))
@@ -182,7 +197,7 @@ def run(pg_url: str) -> list[Figure]:
             results = dict(queue.get() for _ in processes)
             for process in processes:
                 process.join()
-        server_totals, defaults = _decision_records(url)
+        server_totals, defaults = _decision_records(url, warm_up_last_id)
 
     decisions = results["decisions"]
     latencies_ms = [r[0] * 1000 for r in decisions if r[1] == 200]
