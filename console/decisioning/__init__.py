@@ -7,7 +7,9 @@
 - ``services``: ``decide(session, message, settings, clock)``, the hot path.
 - ``advice``: compares FINCI's advice with our answer and keeps or releases the hold.
 - ``models``: ``DecisionRecord``, one per authorization: request, answer, trace, latency, advice.
-- ``routes``: decisions, divergences and the rule configuration page.
+- ``port``: wiring: the ingress's decider, the worker's handler, the console blueprint.
+- ``handlers``: the worker's handler for ``authorization`` messages (advices).
+- ``queries`` / ``routes``: decisions, divergences and the rule configuration page.
 
 Kept import-free: ``console.settings`` imports ``console.decisioning.settings``.
 """
