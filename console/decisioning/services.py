@@ -159,17 +159,23 @@ def _decide(connection: Connection, message: WebhookMessage, settings: Decisioni
     config = config_for(connection, head.version, head.digest)
     budget.check("config")
 
-    timer.start("card")
-    card = _card_facts(connection, message.token_id)
-    budget.check("card")
-
     if not enabled:
+        # Switched off, often in an incident: touch as little as possible. Only an approving
+        # stand-in needs the card (its hold keeps our ledger true to what FINCI will do).
         answer = settings.stand_in
+        card = None
+        if answer.approves:
+            timer.start("card")
+            card = _card_facts(connection, message.token_id)
         trace = [{"rule": "kill_switch", "passed": False,
                   "detail": f"decisioning switched off: stand-in answer {answer.value}"}]
         return _write(connection, message, settings, budget, timer, received_at, answer=answer,
                       reason=Reason.KILL_SWITCH, detail="decisioning switched off",
                       trace=trace, config=config, card=card, hold_source=HoldSource.STAND_IN)
+
+    timer.start("card")
+    card = _card_facts(connection, message.token_id)
+    budget.check("card")
 
     timer.start("usage")
     usage = _usage(connection, card, message, config, received_at)
