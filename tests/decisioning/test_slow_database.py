@@ -72,42 +72,69 @@ def test_the_session_is_usable_and_its_timeout_restored_after_a_cut_off(db_sessi
     assert db_session.execute(text("SELECT 1")).scalar() == 1
 
 
-def test_a_lock_held_by_another_connection_cannot_hold_up_the_answer(db_factory):
+@pytest.fixture
+def locked_account(db_factory):
+    """A fresh PostgreSQL database with a funded card whose account row another connection
+    holds locked (FOR UPDATE) while the test runs."""
     if db_factory.backend != "postgresql":
         pytest.skip("row locks: PostgreSQL (SQLite writers hold the whole database)")
     database = Database(make_engine(db_factory.fresh()))
+    with database.transaction() as session:
+        account_id = funded_card(session, balance=10_000).account_id
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_account_row():
+        with database.transaction() as other:
+            other.execute(select(LedgerAccount).where(LedgerAccount.id == account_id)
+                          .with_for_update())
+            locked.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_account_row)
+    holder.start()
+    assert locked.wait(5)
     try:
-        with database.transaction() as session:
-            card = funded_card(session, balance=10_000)
-            account_id = card.account_id
-        locked = threading.Event()
-        release = threading.Event()
-
-        def hold_the_account_row():
-            with database.transaction() as other:
-                other.execute(select(LedgerAccount).where(LedgerAccount.id == account_id)
-                              .with_for_update())
-                locked.set()
-                release.wait(10)
-
-        holder = threading.Thread(target=hold_the_account_row)
-        holder.start()
-        assert locked.wait(5)
-        try:
-            request = authorization(amount=100)
-            started = time.monotonic()
-            with database.transaction() as session:
-                decision = decide(session, request, settings(budget_s=BUDGET))
-            elapsed = time.monotonic() - started
-        finally:
-            release.set()
-            holder.join()
-        assert not decision.approve and decision.reason is Reason.BUDGET_EXCEEDED
-        assert elapsed < BUDGET + MARGIN
-        with database.transaction() as session:
-            record = session.scalar(select(DecisionRecord)
-                                    .where(DecisionRecord.authorization_id == request.id))
-            assert record.default_used and "card" in record.detail
-            assert session.scalar(select(Hold)) is None
+        yield database
     finally:
+        release.set()
+        holder.join()
         database.dispose()
+
+
+def _decide_timed(database, request, **overrides):
+    started = time.monotonic()
+    with database.transaction() as session:
+        decision = decide(session, request, settings(budget_s=BUDGET, **overrides))
+    return decision, time.monotonic() - started
+
+
+def _record(database, authorization_id):
+    with database.transaction() as session:
+        return session.scalar(select(DecisionRecord)
+                              .where(DecisionRecord.authorization_id == authorization_id))
+
+
+def test_a_lock_held_by_another_connection_cannot_hold_up_the_answer(locked_account):
+    request = authorization(amount=100)
+    decision, elapsed = _decide_timed(locked_account, request)
+    assert not decision.approve and decision.reason is Reason.BUDGET_EXCEEDED
+    assert elapsed < BUDGET + MARGIN
+    record = _record(locked_account, request.id)
+    assert record.default_used and "card" in record.detail
+    with locked_account.transaction() as session:
+        assert session.scalar(select(Hold)) is None
+
+
+def test_with_the_kill_switch_off_a_declining_stand_in_does_not_wait_for_the_lock(
+        locked_account):
+    from console.audit import Actor
+    from console.flows.services import Flow, set_flow
+
+    with locked_account.transaction() as session:
+        set_flow(session, Actor.cli("oncall"), Flow.DECISIONING, enabled=False,
+                 reason="INC-1 database trouble")
+    request = authorization(amount=100)
+    decision, _elapsed = _decide_timed(locked_account, request)
+    assert not decision.approve and decision.reason is Reason.KILL_SWITCH
+    assert not decision.default_used
+    assert _record(locked_account, request.id).reason == "kill_switch"
