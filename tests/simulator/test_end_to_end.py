@@ -75,3 +75,66 @@ def test_duplicates_against_the_real_ingress_get_the_same_answer(console):
     assert summary["deliveries"]["duplicates"] > 0
     assert summary["duplicate_answer_mismatches"] == 0
     assert _count(database, StoredMessage) == summary["sent"]
+
+
+# --- scenarios against the whole console: ingress, decisioning, worker, ledger ------------------
+
+def _seed_and_drain(database, run):
+    """Seed the simulator's cards, run the scenario, then let a worker apply everything."""
+    from console.audit import Actor
+    from console.demo_seed import seed_cards
+    from console.pipeline.worker import Worker
+
+    with database.transaction() as session:
+        seed_cards(session, Actor.cli("test"), seed=1, count=6)
+    summary = run()
+    worker = Worker(database, IngressSettings(secrets=(SECRET,)), name="e2e-worker")
+    worker.run(until_idle=True)
+    return summary
+
+
+def test_happy_path_is_approved_processed_and_leaves_the_ledger_balanced(console):
+    from console.decisioning.models import DecisionRecord
+    from console.ledger.services import verify_balances
+
+    url, database = console
+    summary = _seed_and_drain(database, lambda: run_scenario(
+        "happy-path", url, SECRET, seed=1, cards=6, run_id="e2estate",
+        retry=RetryPolicy(max_attempts=3, base_s=0.05)).summary())
+    assert summary["problems"] == [], summary["problems"]
+    assert summary["answers"]["success"] > 0
+    with database.transaction() as session:
+        answers = session.scalars(select(DecisionRecord.answer).where(
+            DecisionRecord.origin == "request")).all()
+        assert answers and set(answers) <= {"success", "error"}
+        assert answers.count("success") == summary["answers"]["success"]
+        statuses = set(session.scalars(select(StoredMessage.status)))
+        assert statuses == {"processed"}, statuses
+        assert verify_balances(session) == []
+
+
+def test_timeout_storm_advices_decline_release_holds_and_say_why(console):
+    """FINCI's side of a timeout: it stops waiting (a deadline shorter than our answer takes),
+    declines with InsufficientFunds, and the console must release every hold it placed."""
+    from console.decisioning.models import DecisionRecord
+    from console.ledger.models import Hold
+    from console.ledger.services import verify_balances
+
+    url, database = console
+    summary = _seed_and_drain(database, lambda: run_scenario(
+        "timeout-storm", url, SECRET, seed=1, cards=6, run_id="e2estorm", deadline_s=0.0005,
+        retry=RetryPolicy(max_attempts=3, base_s=0.05)).summary())
+    assert summary["answers"]["timeout"] > 0
+    assert set(summary["advices"]) == {"InsufficientFunds"}, summary["advices"]
+    with database.transaction() as session:
+        approved = session.scalars(select(DecisionRecord).where(
+            DecisionRecord.origin == "request", DecisionRecord.answer == "success")).all()
+        assert approved, "the console approved in time for itself; FINCI had stopped waiting"
+        # We answered within our budget, so the console cannot tell FINCI's network-side timeout
+        # from a FINCI-side decline: either way the record names the divergence.
+        assert {record.advice_outcome for record in approved} <= {"timeout", "finci_declined"}
+        assert all(record.hold_action == "released" for record in approved)
+        assert {record.advice_response_code for record in approved} == {"InsufficientFunds"}
+        open_holds = session.scalars(select(Hold).where(Hold.status == "open")).all()
+        assert open_holds == []
+        assert verify_balances(session) == []
