@@ -15,7 +15,8 @@ client-observed p50/p99/max of decisions and of the reference, decide()'s own to
 decision records, answers over the budget (target: none) and safe defaults used.
 
 Environment: BENCH_DECISIONING_SECONDS (60), BENCH_DECISIONING_RATE (20/s),
-BENCH_INGEST_RATE (20/s), BENCH_REFERENCE_RATE (10/s), BENCH_CARDS (500), BENCH_WORKERS (2).
+BENCH_INGEST_RATE (20/s), BENCH_REFERENCE_RATE (10/s), BENCH_CARDS (500), BENCH_WORKERS (2),
+BENCH_THREADS (8).
 The defaults keep a small (2 vCPU) machine, shared with the database and the load generator,
 well below saturation: on this class of machine one decision costs about 7.5 ms of gunicorn CPU
 and 1.8 ms of client CPU. Raise them on bigger machines; the load average is printed.
@@ -181,7 +182,8 @@ def run(pg_url: str) -> list[Figure]:
                           DECISIONING_BUDGET_S=str(BUDGET_S), DB_POOL_SIZE="10",
                           LOG_LEVEL="WARNING", CONSOLE_HSTS="false")
         workers = int(_env("BENCH_WORKERS", 2))
-        with Gunicorn(env, workers=workers, threads=8) as server:
+        threads = int(_env("BENCH_THREADS", 8))
+        with Gunicorn(env, workers=workers, threads=threads) as server:
             # Warm every worker's connections, prepared statements and caches on both paths.
             warm: mp.Queue = mp.Queue()
             for kind in ("decisions", "ingest", "decisions"):
@@ -213,7 +215,8 @@ def run(pg_url: str) -> list[Figure]:
     print(f"decisions sent {len(decisions)} at {rates['decisions']:.0f}/s for {seconds:.0f} s: "
           f"{approvals} approved, {failures} not answered 200, {defaults} safe defaults; "
           f"ingest {ingest_ok}/{len(results['ingest'])} stored at {rates['ingest']:.0f}/s; "
-          f"client send lag max {client_lag_ms:.1f} ms; gunicorn {workers} workers x 8 threads; "
+          f"client send lag max {client_lag_ms:.1f} ms; "
+          f"gunicorn {workers} workers x {threads} threads; "
           f"load average before/after {load_before} / {os.getloadavg()[0]:.2f} on "
           f"{os.cpu_count()} CPUs",
           file=sys.stderr)
