@@ -304,3 +304,21 @@ def as_compliance(app, sign_in):
 @pytest.fixture
 def as_admin(app, sign_in):
     return sign_in(app.test_client(), "admin")
+
+
+@pytest.fixture
+def cli(app):
+    """``result, document = cli("trace", "x", "--json")``: run a console command in-process;
+    ``document`` is the parsed JSON output when ``--json`` was given."""
+    import json
+
+    from console.cli import register_commands
+
+    register_commands(app)
+    runner = app.test_cli_runner()
+
+    def invoke(*args):
+        result = runner.invoke(args=list(args))
+        return result, (json.loads(result.output) if "--json" in args and result.output.strip()
+                        else None)
+    return invoke

@@ -7,21 +7,15 @@ from console.finci.contract import TokenStage, TokenStatus
 from console.simulator.card_api_server import CardApiServer
 from console.simulator.cards import CardBook, SimCard
 from console.transactions.settings import LifecycleSettings
-from tests.transactions.support import assert_ledger_balanced, new_id
+from tests.transactions.support import (
+    ledger_stays_balanced,  # noqa: F401 - autouse
+    new_id,
+)
 
 API_TOKEN = "cards-test-token"
 API_SECRET = "cards-test-secret-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def ledger_stays_balanced(request):
-    """After every test that touched a database: the ledger balances per currency."""
-    if "db_session" not in request.fixturenames:
-        yield
-        return
-    session = request.getfixturevalue("db_session")
-    yield
-    assert_ledger_balanced(session)
 
 
 def sim_card(token_id: str, status=TokenStatus.ACTIVE, **fields) -> SimCard:

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from sqlalchemy import select
 
 from console.audit import AuditAction
 from console.audit.models import AuditEvent
-from console.cli import register_commands
 from console.flows.services import Flow, is_enabled
-
-
-@pytest.fixture
-def cli(app):
-    register_commands(app)
-    runner = app.test_cli_runner()
-
-    def invoke(*args):
-        result = runner.invoke(args=list(args))
-        return result, (json.loads(result.output) if "--json" in args and result.output.strip()
-                        else None)
-    return invoke
 
 
 def test_replay_preview_start_status_and_cancel(cli, store, db_session):

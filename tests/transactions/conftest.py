@@ -4,18 +4,12 @@ import pytest
 
 from console.cards.services import issue_funded_card
 from console.transactions.settings import LifecycleSettings
-from tests.transactions.support import Bodies, Driver, assert_ledger_balanced, new_id
-
-
-@pytest.fixture(autouse=True)
-def ledger_stays_balanced(request):
-    """After every test that touched a database: the ledger balances per currency."""
-    if "db_session" not in request.fixturenames:
-        yield
-        return
-    session = request.getfixturevalue("db_session")
-    yield
-    assert_ledger_balanced(session)
+from tests.transactions.support import (
+    Bodies,
+    Driver,
+    ledger_stays_balanced,  # noqa: F401 - autouse
+    new_id,
+)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -151,3 +152,14 @@ def assert_ledger_balanced(session: Session) -> None:
                                  .having(func.sum(LedgerEntry.amount) != 0)).all()
     assert unbalanced == [], f"ledger out of balance: {unbalanced}"
     assert ledger.verify_balances(session) == []
+
+
+@pytest.fixture(autouse=True)
+def ledger_stays_balanced(request):
+    """After every test that touched a database: the ledger balances per currency."""
+    if "db_session" not in request.fixturenames:
+        yield
+        return
+    session = request.getfixturevalue("db_session")
+    yield
+    assert_ledger_balanced(session)

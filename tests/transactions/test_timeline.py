@@ -7,7 +7,6 @@ import json
 import pytest
 from sqlalchemy import select
 
-from console.cli import register_commands
 from console.ingress.models import StoredMessage
 from console.transactions import timeline
 from tests.transactions.support import Bodies, new_id
@@ -87,18 +86,6 @@ def test_the_axis_places_every_event_on_its_lane(db_session, story):
     assert {p.y for p in drawn.points} <= set(lanes.values())
     xs = [p.x for p in drawn.points]
     assert xs == sorted(xs) and xs[0] == drawn.left
-
-
-@pytest.fixture
-def cli(app):
-    register_commands(app)
-    runner = app.test_cli_runner()
-
-    def invoke(*args):
-        result = runner.invoke(args=list(args))
-        return result, (json.loads(result.output) if "--json" in args and result.output.strip()
-                        else None)
-    return invoke
 
 
 def test_trace_prints_the_same_timeline_as_json(cli, db_session, story):
