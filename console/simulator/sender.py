@@ -235,14 +235,17 @@ class Sender:
             while held:
                 self._deliver(*held.pop(0))
 
-        def emit(webhook_id: str, body: dict[str, Any], delivery: Delivery, label: str) -> None:
+        def emit(webhook_id: str, build: Callable[[], dict[str, Any]], delivery: Delivery,
+                 label: str) -> None:
             self._report.message(label)
-            data = encode(body)
             if delivery.hold:
                 self._report.held()
-                held.append((webhook_id, data, delivery))
+                held.append((webhook_id, encode(build()), delivery))
                 return
-            self._deliver(webhook_id, data, delivery)
+            # Wait for the rate limit *before* stamping created_at: a message waiting in our own
+            # queue is not one FINCI created earlier, and would show as delivery latency.
+            self._pace()
+            self._deliver(webhook_id, encode(build()), delivery, paced=True)
             flush()
 
         for step in script.steps:
@@ -260,7 +263,8 @@ class Sender:
                 flush()
                 if step.advice_webhook_id is None:
                     raise ValueError("an authorization step needs an advice_webhook_id")
-                emit(step.advice_webhook_id, advice_body(step, code, self._now()),
+                emit(step.advice_webhook_id,
+                     lambda step=step, code=code: advice_body(step, code, self._now()),
                      step.advice_delivery, "authorization_advice")
                 self._report.advice(code)
                 continue
@@ -269,7 +273,8 @@ class Sender:
                 self._on_card_status(
                     step.body["token_id"], step.body["token_status"], step.body.get("token_stage")
                 )
-            emit(step.webhook_id, message_body(step, self._now()), step.delivery, step.kind.value)
+            emit(step.webhook_id, lambda step=step: message_body(step, self._now()),
+                 step.delivery, step.kind.value)
             if step.kind is StepKind.FINCI_ADVICE:
                 self._report.advice(step.body["response_code"])
         flush()
@@ -281,11 +286,10 @@ class Sender:
         """Send an authorization request (and its planned duplicates); FINCI's reading of the
         first delivery's answer decides the outcome."""
         self._report.message("authorization_request")
+        self._pace()
         data = encode(message_body(step, self._now()))
         delivery = step.delivery
         racers = self._race(step.webhook_id, data, delivery, request=True)
-        if self._pacer is not None:
-            self._pacer.acquire()
         answer, latency = self._ask_once(step.webhook_id, data, duplicate=False)
         self._report.answer(answer, latency, step.expect)
         copies = [] if delivery.race else [
@@ -312,13 +316,18 @@ class Sender:
         """Deliver one message as planned (public for tests and tools); True if acknowledged."""
         return self._deliver(webhook_id, data, delivery)
 
-    def _deliver(self, webhook_id: str, data: bytes, delivery: Delivery) -> bool:
+    def _pace(self) -> None:
+        if self._pacer is not None:
+            self._pacer.acquire()
+
+    def _deliver(self, webhook_id: str, data: bytes, delivery: Delivery, *,
+                 paced: bool = False) -> bool:
         if delivery.delay_s:
             self._report.delayed()
             self._sleep(delivery.delay_s)
         racers = self._race(webhook_id, data, delivery, request=False)
-        if self._pacer is not None:
-            self._pacer.acquire()
+        if not paced:
+            self._pace()
         acknowledged = self._with_retries(webhook_id, data)
         if not delivery.race:
             for _ in range(delivery.copies - 1):

@@ -3,6 +3,7 @@ import random
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 
@@ -378,3 +379,23 @@ def test_webhook_url():
 def test_encode_is_compact_json():
     assert encode({"a": 1, "b": "é"}) == json.dumps({"a": 1, "b": "é"}, separators=(",", ":"),
                                                     ensure_ascii=False).encode()
+
+
+def test_created_at_is_stamped_after_waiting_for_the_rate_limit(receiver, make_sender):
+    # Messages queued behind our own pacer were not "created by FINCI" while they waited; if
+    # they were stamped first, the console would report the queue as delivery latency.
+    stop = threading.Event()
+    sender, _ = make_sender(pacer=Pacer(6.0, stop))
+    scripts = [purchase()[0] for _ in range(3)]
+    threads = [threading.Thread(target=sender.play, args=(script,)) for script in scripts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    wall_minus_monotonic = time.time() - time.monotonic()
+    received = receiver.accepted()
+    assert len(received) >= 6
+    for delivery in received:
+        created = datetime.fromisoformat(delivery.document["created_at"].replace("Z", "+00:00"))
+        lag = delivery.at + wall_minus_monotonic - created.timestamp()
+        assert lag < 0.15, f"{delivery.document['type']} arrived {lag:.3f}s after created_at"
