@@ -12,6 +12,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from console import migrate
 from console.audit.actions import AuditAction, Outcome
@@ -36,7 +37,7 @@ def settings():
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-@click.group("db", help="Database schema: migrations and the environment stamp.")
+@click.group("db", cls=AppGroup, help="Database schema: migrations and the environment stamp.")
 def db_group():
     pass
 
@@ -89,7 +90,7 @@ def db_current(as_json: bool):
          + ("" if current == head else "  (run `flask --app wsgi db upgrade`)"))
 
 
-@click.group("audit", help="The tamper-evident audit log.")
+@click.group("audit", cls=AppGroup, help="The tamper-evident audit log.")
 def audit_group():
     pass
 

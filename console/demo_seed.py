@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
 from console.audit import Actor, AuditAction, record
@@ -38,7 +39,7 @@ def seed_cards(session: Session, actor: Actor, *, seed: int, count: int,
     return created
 
 
-@click.group("demo", help="Demo and rehearsal data (sandbox only).")
+@click.group("demo", cls=AppGroup, help="Demo and rehearsal data (sandbox only).")
 def demo_group():
     pass
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from console.scheduler.models import JobStatus
@@ -12,9 +13,10 @@ from console.startup import check
 from console.unit_of_work import database
 
 
-@click.group("scheduler", invoke_without_command=True,
+@click.group("scheduler", cls=AppGroup, invoke_without_command=True,
              help="Run periodic jobs (one leader across instances).")
 @click.pass_context
+@with_appcontext
 def scheduler_group(ctx):
     if ctx.invoked_subcommand is None:
         from console.scheduler.runner import wait_for_signal
