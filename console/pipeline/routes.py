@@ -247,17 +247,9 @@ def replay_start():
         job = replay.start(session, current_actor(), criteria, request.form.get("reason", ""),
                            _ingress_settings())
     except replay.ReplayRefused as refused:
-        if htmx:
-            return render_template("pipeline/_partials/_replays.html",
-                                   **_replays_context(error=str(refused))), 422
-        flash(f"Replay refused: {refused}", "error")
-        return redirect(url_for("pipeline.replays"), code=303)
-    message = f"Replay #{job.id} started: {job.total} messages, {job.expected_noops} no-ops."
-    if htmx:
-        return render_template("pipeline/_partials/_replays.html",
-                               **_replays_context(notice=message))
-    flash(message, "success")
-    return redirect(url_for("pipeline.replays"), code=303)
+        return _replays_answer(error=f"Replay refused: {refused}")
+    return _replays_answer(
+        notice=f"Replay #{job.id} started: {job.total} messages, {job.expected_noops} no-ops.")
 
 
 @bp.post("/replays/<int:job_id>/cancel")
@@ -266,14 +258,16 @@ def replay_cancel(job_id: int):
     try:
         job = replay.cancel(request_session(), current_actor(), job_id)
     except replay.ReplayRefused as refused:
-        if htmx:
-            return render_template("pipeline/_partials/_replays.html",
-                                   **_replays_context(error=str(refused))), 422
-        flash(f"Cancel refused: {refused}", "error")
-        return redirect(url_for("pipeline.replays"), code=303)
-    message = f"Replay #{job.id} cancelled at {job.done} of {job.total}."
+        return _replays_answer(error=f"Cancel refused: {refused}")
+    return _replays_answer(notice=f"Replay #{job.id} cancelled at {job.done} of {job.total}.")
+
+
+def _replays_answer(*, notice: str | None = None, error: str | None = None):
+    """htmx gets the replays panel with the message in it; a plain form post is redirected to
+    the replays page with the message flashed."""
     if htmx:
-        return render_template("pipeline/_partials/_replays.html",
-                               **_replays_context(notice=message))
-    flash(message, "success")
+        body = render_template("pipeline/_partials/_replays.html",
+                               **_replays_context(notice=notice, error=error))
+        return (body, 422) if error else body
+    flash(error or notice, "error" if error else "success")
     return redirect(url_for("pipeline.replays"), code=303)
