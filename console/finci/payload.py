@@ -253,6 +253,15 @@ def _encodes_as_utf8(text: str) -> bool:
     return True
 
 
+def _may_break_structure(text: str) -> bool:
+    """False when ``_check_structure`` cannot fail, decided from the text in C-level scans.
+
+    Without a backslash there are no JSON escapes, so no string can hold NUL (a raw control
+    character is already invalid JSON) or a lone surrogate (valid UTF-8 cannot encode one); and
+    a document cannot nest deeper than it has opening brackets."""
+    return "\\" in text or text.count("{") + text.count("[") > contract.WEBHOOK_MAX_JSON_DEPTH
+
+
 def _decode(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
@@ -270,7 +279,8 @@ def _decode(body: bytes) -> dict[str, Any]:
         raise PayloadRejected(PayloadReason.TOO_DEEP) from None
     except ValueError:  # JSONDecodeError is a ValueError
         raise PayloadRejected(PayloadReason.NOT_JSON) from None
-    _check_structure(document)
+    if _may_break_structure(text):
+        _check_structure(document)
     if not isinstance(document, dict):
         raise PayloadRejected(PayloadReason.NOT_OBJECT)
     return document

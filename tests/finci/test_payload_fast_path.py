@@ -49,3 +49,34 @@ def test_strict_cases_the_compiled_validator_alone_would_accept_are_still_refuse
         document = {**VALID, **bad}
         assert not payload._fast_valid(payload._FAST_KNOWN, document)
         assert _authoritative_errors(document)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+              st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=6),
+              st.sampled_from(["\x00", "a\ud800b", "\udfff", "{[", "\\", "\u2028"])),
+    lambda children: st.one_of(st.lists(children, max_size=3),
+                               st.dictionaries(st.text(max_size=4), children, max_size=3)),
+    max_leaves=40)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(json_values, st.dictionaries(st.text(max_size=4), json_values, max_size=4)),
+       st.booleans())
+def test_the_structure_walk_is_skipped_only_where_it_could_not_fail(document, ascii_only):
+    import json
+
+    # Bodies arrive as bytes: a lone surrogate written raw is invalid UTF-8 and refused earlier.
+    raw = json.dumps(document, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    try:
+        decoded = payload._decode(raw)
+    except payload.PayloadRejected:
+        return
+    payload._check_structure(decoded)  # what the fast path let through, the walk accepts too
+
+
+def test_nesting_and_escapes_still_reach_the_structure_walk():
+    for text in ('{"x":' + "[" * 40 + "]" * 40 + "}", '{"x":"a\\u0000b"}', '{"x":"\\ud800"}'):
+        assert payload._may_break_structure(text)
+    assert not payload._may_break_structure(
+        '{"type": "presentment", "merchant": {"name": "SHOP [1]"}}')
