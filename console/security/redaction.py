@@ -11,6 +11,9 @@ import re
 from typing import Any
 
 _CANDIDATE = re.compile(r"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")
+# What every candidate contains: 13 digits with at most one separator between neighbours. One
+# search for it (no lookarounds, no variable repetition) rules out almost all text cheaply.
+_THIRTEEN_DIGITS = re.compile(r"[0-9](?:[ -]?[0-9]){12}")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -38,7 +41,7 @@ def _replace(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    if not any(c.isdigit() for c in text):
+    if _THIRTEEN_DIGITS.search(text) is None:
         return text
     return _CANDIDATE.sub(_replace, text)
 

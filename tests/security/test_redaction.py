@@ -57,3 +57,12 @@ def test_redaction_never_leaves_a_card_number(text):
        st.text(alphabet="ab -:", max_size=5))
 def test_redaction_catches_cards_inside_text(pan, before, after):
     assert find_pans(redact_text(before + pan + after)) == []
+
+
+@given(st.text(alphabet="0123456789 --x٣", min_size=10, max_size=40)
+       | st.builds(lambda pan, sep, pre: pre + sep.join(pan), st.sampled_from(TEST_CARDS),
+                   st.sampled_from(["", " ", "-", "  "]), st.text(alphabet="12 -", max_size=4)))
+def test_the_cheap_pre_check_never_skips_what_full_redaction_would_mask(text):
+    from console.security import redaction
+
+    assert redact_text(text) == redaction._CANDIDATE.sub(redaction._replace, text)
