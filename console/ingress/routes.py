@@ -137,8 +137,10 @@ def _read_body(cap: int) -> bytes:
     declared = request.content_length
     if declared is not None and declared > cap:
         raise Rejected("body_too_large", 413)
-    # Also enforced by Werkzeug on the stream (413), including chunked bodies.
-    request.max_content_length = cap
+    # Werkzeug also caps the stream (chunked bodies included), one byte past ours: it raises
+    # 413 on any read at its limit, even at the end of the body, so a limit of ``cap`` would
+    # refuse a chunked body of exactly ``cap`` bytes. The extra byte is what proves "too large".
+    request.max_content_length = cap + 1
     stream = request.stream
     chunks: list[bytes] = []
     total = 0
@@ -196,11 +198,9 @@ def _source_rejected(error: SourceRejected):
 
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException):
-    # Werkzeug's own refusals while reading the body: 413 past the cap, 400 when the client
-    # sends less than it declared.
+    # Werkzeug's own refusals while reading the body: 400 when the client sends less than it
+    # declared. (Its 413 cannot happen: _read_body refuses first, one byte before Werkzeug.)
     status = error.code or 400
-    if status == 413:
-        return _refuse("body_too_large", 413)
     if 400 <= status < 500:
         return _refuse("body_incomplete" if status == 400 else f"http_{status}", status)
     return _json(status)

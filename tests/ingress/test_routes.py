@@ -255,6 +255,37 @@ def test_a_chunked_body_within_the_cap_is_accepted(client, clock):
     assert response.status_code == 200
 
 
+def _body_of_exactly(size: int) -> bytes:
+    raw = json.dumps(message()).encode()
+    return raw[:-1] + b" " * (size - len(raw)) + b"}"
+
+
+def _chunked(raw: bytes) -> dict:
+    return {"wsgi.input": io.BytesIO(raw), "wsgi.input_terminated": True, "CONTENT_LENGTH": "",
+            "HTTP_TRANSFER_ENCODING": "chunked"}
+
+
+@pytest.mark.parametrize("ingress_config", [ingress_settings(max_body_bytes=2048)], indirect=True)
+def test_a_chunked_body_of_exactly_the_cap_is_accepted_like_one_with_content_length(
+        client, clock, counts):
+    raw, headers = signed(_body_of_exactly(2048), timestamp=int(clock.now))
+    assert len(raw) == 2048
+    response = client.post(WEBHOOK_PATH, headers=headers, environ_overrides=_chunked(raw))
+    assert response.status_code == 200
+    assert counts() == {"messages": 1, "deliveries": 1, "rejections": 0}
+
+
+@pytest.mark.parametrize("ingress_config", [ingress_settings(max_body_bytes=2048)], indirect=True)
+def test_a_chunked_body_one_byte_over_the_cap_is_413_and_recorded(client, clock, counts,
+                                                                  db_session):
+    raw, headers = signed(_body_of_exactly(2049), timestamp=int(clock.now))
+    response = client.post(WEBHOOK_PATH, headers=headers, environ_overrides=_chunked(raw))
+    assert response.status_code == 413
+    assert response.json == {"status": "error", "error": "too_large"}
+    assert only_rejection(db_session).reason == "body_too_large"
+    assert_nothing_but_one_rejection(counts)
+
+
 def test_a_body_shorter_than_its_content_length_is_a_4xx(client, clock, counts):
     raw, headers = signed(message(), timestamp=int(clock.now))
     response = client.post(WEBHOOK_PATH, headers=headers, environ_overrides={
@@ -412,3 +443,26 @@ def test_a_card_number_in_a_rejected_webhook_id_is_masked(client, clock, db_sess
     headers["webhook-signature"] = "v1," + "A" * 43 + "="
     client.post(WEBHOOK_PATH, data=raw, headers=headers)
     assert find_pans(only_rejection(db_session).webhook_id) == []
+
+
+def test_recorded_headers_keep_only_printable_ascii(client, clock, db_session):
+    response = deliver(client, message(), timestamp=int(clock.now),
+                       headers={"User-Agent": "FINCI\x01bot/\xfc\x7f1"})
+    assert response.status_code == 200
+    delivery = db_session.scalars(select(WebhookDelivery)).one()
+    assert json.loads(delivery.headers)["user-agent"] == "FINCI?bot/??1"
+
+
+def test_a_server_side_http_error_is_short_json_and_not_blamed_on_the_sender(app, client, clock,
+                                                                             counts):
+    from flask import abort, request
+
+    @app.before_request
+    def _down_for_maintenance():
+        if request.blueprint == "ingress":
+            abort(503)
+
+    response = deliver(client, message(), timestamp=int(clock.now))
+    assert response.status_code == 503
+    assert response.json == {"status": "error", "error": "unavailable"}
+    assert counts() == {"messages": 0, "deliveries": 0, "rejections": 0}
