@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import false, select
+from sqlalchemy.exc import OperationalError
 
 from console.finci import contract
-from console.ingress import decisioning_port
+from console.ingress import decisioning_port, services
 from console.ingress.decisioning_port import Answer
 from console.ingress.models import MessageStatus, StoredMessage, WebhookDelivery
 from console.security.redaction import find_pans
@@ -210,3 +212,45 @@ def test_a_conflicting_authorization_request_is_declined(client, db_session):
             contract.AUTHORIZATION_APPROVE_BODY)
         changed = deliver(client, dict(body, amount=10**9), webhook_id=webhook_id)
     assert changed.data == contract.AUTHORIZATION_DECLINE_BODY
+
+
+def _database_error(*_args, **_kwargs):
+    raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
+
+def test_a_database_failure_inside_decisioning_is_a_503_and_nothing_is_stored(client,
+                                                                              db_session):
+    # Not the safe default: an answer nobody could record would be worse than FINCI retrying.
+    with decisioning_port.using(_database_error):
+        response = deliver(client, message("authorization", advice=False))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == str(
+        contract.STORAGE_UNAVAILABLE_RETRY_AFTER_SECONDS)
+    assert messages(db_session) == []
+    assert deliveries(db_session) == []
+
+
+def test_a_conflicting_message_that_vanishes_before_it_is_read_is_a_503(client, db_session,
+                                                                        monkeypatch):
+    raw, headers = signed(message())
+    assert client.post(WEBHOOK_PATH, data=raw, headers=headers).status_code == 200
+    # The duplicate's INSERT does nothing, then the winner is gone when it is looked up.
+    nothing = select(*services._WINNER_COLUMNS).where(false())
+    monkeypatch.setattr(services, "_WINNER_BY_ID", nothing)
+    monkeypatch.setattr(services, "_WINNER_BY_KEY", nothing)
+    again = client.post(WEBHOOK_PATH, data=raw, headers=headers)
+    assert again.status_code == 503
+    assert again.json == {"status": "error", "error": "unavailable"}
+    assert [d.disposition for d in deliveries(db_session)] == ["first"]
+
+
+def test_a_refusal_is_still_refused_when_it_cannot_be_recorded(client, test_database, counts,
+                                                               monkeypatch, caplog):
+    raw, headers = signed(message())
+    headers["webhook-signature"] = "v1," + "A" * 43 + "="
+    monkeypatch.setattr(test_database, "transaction", contextmanager(_database_error))
+    response = client.post(WEBHOOK_PATH, data=raw, headers=headers)
+    assert response.status_code == 401
+    assert response.json == {"status": "error", "error": "unauthorized"}
+    assert "could not record a refused delivery: OperationalError" in caplog.messages
+    assert counts() == {"messages": 0, "deliveries": 0, "rejections": 0}

@@ -101,3 +101,19 @@ def test_network_and_pin_settings_are_parsed():
 
 def test_handler_modules_are_allowed_outside_live_mode():
     assert parse(mode=Mode.TEST, PIPELINE_HANDLER_MODULES="a.b c").handler_modules == ("a.b", "c")
+
+
+def test_settings_built_in_code_are_validated_like_the_environment():
+    with pytest.raises(ConfigError, match="every secret must be a WebhookSecret"):
+        IngressSettings(secrets=(A,))  # the whsec_ string, not a parsed secret
+    with pytest.raises(ConfigError, match="each pin must be 64 hex digits"):
+        IngressSettings(client_cert_pins=frozenset({"AB:" * 31 + "AB"}))
+    assert IngressSettings(secrets=(WebhookSecret.parse(A),),
+                           client_cert_pins=frozenset({"ab" * 32})).secrets
+
+
+def test_at_most_four_secrets_are_active_at_once():
+    four = " ".join(WebhookSecret(bytes([n]) * 32).export() for n in range(4))
+    assert len(parse(FINCI_WEBHOOK_SECRETS=four).secrets) == 4
+    with pytest.raises(ConfigError, match="at most 4 active secrets"):
+        parse(FINCI_WEBHOOK_SECRETS=f"{four} {A}")
