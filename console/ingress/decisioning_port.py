@@ -72,12 +72,6 @@ def register(decider: Decider) -> None:
         _decider = decider
 
 
-def unregister() -> None:
-    global _decider
-    with _lock:
-        _decider = None
-
-
 def registered() -> Decider | None:
     return _decider
 
