@@ -131,6 +131,20 @@ def test_secrets_compare_by_key():
     assert len({SECRET, WebhookSecret.parse(VECTOR_SECRET)}) == 1
 
 
+def test_a_secret_never_equals_its_own_text_or_key_bytes():
+    # Comparing with a string or raw bytes is a bug in the caller, never a match.
+    assert SECRET != VECTOR_SECRET
+    key_bytes = base64.b64decode(VECTOR_SECRET.removeprefix("whsec_"))
+    assert key_bytes != SECRET
+    assert SECRET.__eq__(VECTOR_SECRET) is NotImplemented
+
+
+def test_a_key_given_as_text_is_refused():
+    # A str key would be hashed as whatever encoding someone picked: only bytes are keys.
+    with pytest.raises(InvalidWebhookSecret, match="must be bytes"):
+        WebhookSecret("k" * 32)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "value",
     [
