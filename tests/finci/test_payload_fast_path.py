@@ -1,5 +1,7 @@
 """The compiled fast path may only ever say "valid" where the authoritative validator agrees."""
 
+import fastjsonschema
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,3 +82,22 @@ def test_nesting_and_escapes_still_reach_the_structure_walk():
         assert payload._may_break_structure(text)
     assert not payload._may_break_structure(
         '{"type": "presentment", "merchant": {"name": "SHOP [1]"}}')
+
+
+@pytest.mark.parametrize(("pattern", "text", "matches"), [
+    ("^[A-Z]{3}$", "EUR", True),
+    ("^[A-Z]{3}$", "EUR\n", False),  # ECMA-262: a final "$" matches only at the very end
+    ("^[A-Z]{3}", "EURO", True),  # no final anchor: a matching prefix is enough
+    ("^[A-Z]{3}", "EUR\n", True),
+    ("^cost \\$", "cost $5", True),  # an escaped "$" is a literal dollar sign, not an anchor
+    ("^cost \\$", "cost 5", False),
+])
+def test_both_validators_read_patterns_the_ecma_way_whatever_their_anchoring(pattern, text,
+                                                                            matches):
+    # The packaged schema's patterns all end in "$"; the rule must hold for any it may gain.
+    schema = {"$schema": payload.SCHEMA["$schema"], "type": "object",
+              "properties": {"x": {"type": "string", "pattern": pattern}}}
+    strict = payload._StrictValidator(schema).is_valid({"x": text})
+    fast = payload._fast_valid(fastjsonschema.compile(payload._ecma_anchored(schema)),
+                               {"x": text})
+    assert strict is fast is matches
