@@ -181,8 +181,6 @@ _SAFE_NAME_RE: Final = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 def _safe_name(key: object) -> str:
     """A key as it may appear in ``detail``: our own field names pass, anything else is hidden."""
-    if isinstance(key, int):
-        return f"[{key}]"
     if isinstance(key, str) and _SAFE_NAME_RE.fullmatch(key):
         return key
     return "<field>"
