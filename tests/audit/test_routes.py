@@ -72,3 +72,14 @@ def test_verify_reports_an_intact_chain_and_is_audited(as_compliance, events, db
 def test_viewers_and_operators_cannot_read_the_audit_log(as_viewer, as_operator):
     assert as_viewer.get("/audit/").status_code == 403
     assert as_operator.get("/audit/verify").status_code == 403
+
+
+def test_the_date_filters_include_the_whole_until_day(as_compliance, db_session):
+    import datetime as dt
+
+    for day, name in [(1, "alpha"), (2, "bravo"), (3, "charlie")]:
+        record(db_session, actor=Actor.cli(name), action=AuditAction.AUDIT_LOG_EXPORT,
+               at=dt.datetime(2026, 11, day, 23, 59, tzinfo=dt.UTC))
+    db_session.flush()
+    body = as_compliance.get("/audit/?since=2026-11-02&until=2026-11-02").get_data(as_text=True)
+    assert "bravo" in body and "alpha" not in body and "charlie" not in body

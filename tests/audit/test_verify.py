@@ -5,12 +5,12 @@ with direct database access.
 """
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from console.audit import Actor, AuditAction, record
 from console.audit.chain import fields_of, row_hash
 from console.audit.models import AuditEvent
-from console.audit.verify import verify_chain
+from console.audit.verify import verify_chain, verify_rows
 
 
 def _lift_guard(session):
@@ -87,3 +87,11 @@ def test_reordered_rows_are_named(chain):
     chain.execute(text("UPDATE audit_event SET seq = 5 WHERE seq = 1000"))
     report = verify_chain(chain)
     assert not report.ok and report.broken_seq == 2
+
+
+def test_a_row_repeated_in_an_export_is_named_out_of_order(chain):
+    rows = chain.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    report = verify_rows([*rows[:3], rows[1], *rows[3:]])
+    assert not report.ok
+    assert report.broken_seq == 2 and report.rows == 4 and report.head_seq == 3
+    assert report.problem == "row 2 appears out of order after row 3"
