@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from console.audit.actions import ActorType, AuditAction, Outcome
@@ -103,10 +103,6 @@ def record(
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(row_hash=digest))
     session.flush()
     return audit_event
-
-
-def latest(session: Session, limit: int = 50) -> list[AuditEvent]:
-    return list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)))
 
 
 @sa_event.listens_for(Session, "before_flush")
