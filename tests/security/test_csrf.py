@@ -51,3 +51,14 @@ def test_rotate_invalidates_the_old_token(app):
         session["_csrf"] = "old"
         rotate()
         assert session["_csrf"] != "old"
+
+
+def test_a_same_origin_request_with_the_token_passes_and_another_scheme_is_foreign(app):
+    client = _app_with_form(app).test_client()
+    token = client.get("/__token", base_url="https://localhost").get_data(as_text=True)
+    assert client.post("/__form", base_url="https://localhost",
+                       headers={"X-CSRF-Token": token,
+                                "Origin": "https://localhost"}).status_code == 200
+    assert client.post("/__form", base_url="https://localhost",
+                       headers={"X-CSRF-Token": token,
+                                "Origin": "http://localhost"}).status_code == 403

@@ -66,3 +66,11 @@ def test_the_cheap_pre_check_never_skips_what_full_redaction_would_mask(text):
     from console.security import redaction
 
     assert redact_text(text) == redaction._CANDIDATE.sub(redaction._replace, text)
+
+
+def test_the_leak_scanner_finds_every_full_card_number_and_reports_it_masked():
+    # The suite's log and response scanner is only as good as this: every other redaction test
+    # asserts that find_pans finds nothing.
+    text = ("a 4111 1111 1111 1111 b 5555-5555-5555-4444 c 378282246310005 "
+            "d 4111111111111112 e 411111******1111 f 1614265330")
+    assert find_pans(text) == ["411111******1111", "555555******4444", "378282*****0005"]
