@@ -7,6 +7,7 @@ import json
 import pytest
 from flask import Blueprint
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from console.audit import AuditAction, record
 from console.audit.models import AuditEvent
@@ -102,7 +103,9 @@ def test_card_data_reveal_belongs_to_no_role(app):
 
 
 @pytest.mark.parametrize("value", ["//evil.example/x", "https://evil.example", "/\\evil",
-                                   "evil", "", None])
+                                   "evil", "", None,
+                                   # URL parsers (and browsers) drop tabs and newlines: "//".
+                                   "/\t/evil.example/x", "/\n/evil.example", "/\r/evil.example"])
 def test_next_never_leaves_the_console(value):
     assert safe_next(value) == "/"
 
@@ -120,3 +123,39 @@ def test_a_route_without_a_declaration_is_refused_to_everyone(app, as_admin):
 
     app.register_blueprint(bare)
     assert as_admin.get("/bare").status_code == 403
+
+
+def test_a_database_error_while_loading_the_user_signs_nobody_in(app, as_admin, monkeypatch):
+    from console.auth import access
+
+    real_session = access.request_session
+
+    class UserLookupFails:
+        def __init__(self, session):
+            self._session = session
+
+        def get(self, entity, *args, **kwargs):
+            if entity is User:
+                raise OperationalError("SELECT", {}, ConnectionError("connection lost"))
+            return self._session.get(entity, *args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._session, name)
+
+    monkeypatch.setattr(access, "request_session", lambda: UserLookupFails(real_session()))
+    response = as_admin.get("/users/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/login")
+    monkeypatch.undo()
+    assert as_admin.get("/users/").status_code == 200  # the session itself was never lost
+
+
+def test_a_live_console_without_oidc_says_nobody_can_sign_in(settings, test_database, caplog):
+    from console import create_app
+    from console.settings import Mode
+
+    create_app(settings, database=test_database)
+    assert not [m for m in caplog.messages if "OIDC is not configured" in m]
+    create_app(settings.replace(mode=Mode.LIVE), database=test_database)
+    assert [r.levelname for r in caplog.records if "OIDC is not configured" in r.getMessage()] \
+        == ["ERROR"]
