@@ -261,8 +261,8 @@ class DatabaseSessionInterface(SessionInterface):
         if not isinstance(session, ServerSession) or session.ephemeral:
             return
         if session.ended:
-            if session.had_cookie:
-                self._delete_cookie(app, response)
+            # Only logout ends a session, and its CSRF check needs the cookie: there always is one.
+            self._delete_cookie(app, response)
             return
         at = now()
         try:
