@@ -4,12 +4,16 @@ invalidation, and no sessions for machines."""
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
-from sqlalchemy import select
+from flask import Blueprint, session
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from console.auth.models import ConsoleSession
-from console.auth.sessions import COOKIE_NAME
-from tests.auth.conftest import anonymous_csrf
+from console.auth.sessions import COOKIE_NAME, end_sessions_of
+from console.security.permissions import Permission, require
+from tests.auth.conftest import anonymous_csrf, csrf_from
 
 
 def _set_cookie_header(response) -> str:
@@ -100,3 +104,80 @@ def test_health_probes_and_the_webhook_ingress_never_get_a_session(client, db_se
 def test_session_data_survives_between_requests(client):
     token = anonymous_csrf(client)
     assert anonymous_csrf(client) == token
+
+
+def _cookie_deleted(response) -> bool:
+    return any(h.startswith(f"{COOKIE_NAME}=;") and "Expires=Thu, 01 Jan 1970" in h
+               for h in response.headers.getlist("Set-Cookie"))
+
+
+def test_sign_out_clears_the_cookie_in_the_browser_too(client, sign_in, db_session):
+    sign_in(client, "viewer")
+    response = client.post("/auth/logout", data={"csrf_token": client.csrf_token})
+    assert response.status_code == 303
+    assert _cookie_deleted(response)
+    assert db_session.scalars(select(ConsoleSession)).all() == []
+
+
+def test_unreadable_session_data_starts_empty_and_keeps_the_sign_in(client, sign_in,
+                                                                    db_session, caplog):
+    sign_in(client, "viewer")
+    db_session.execute(update(ConsoleSession).values(data="{not json"))
+    db_session.commit()
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "unreadable session data; starting empty" in caplog.messages
+    # The old CSRF token went with the data; the page carries a fresh one, now stored.
+    fresh = csrf_from(page.get_data(as_text=True))
+    assert fresh != client.csrf_token
+    db_session.expire_all()
+    assert fresh in db_session.scalar(select(ConsoleSession.data))
+
+
+def _store_down(*_args, **_kwargs):
+    raise OperationalError("SELECT", {}, ConnectionError("connection refused"))
+
+
+def test_without_the_session_store_pages_ask_to_sign_in_and_the_cookie_is_kept(
+        client, sign_in, test_database, monkeypatch, caplog):
+    sign_in(client, "viewer")
+    monkeypatch.setattr(test_database, "transaction", contextmanager(_store_down))
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/login")
+    assert not response.headers.getlist("Set-Cookie")
+    assert "session store unavailable" in caplog.messages
+    monkeypatch.undo()
+    assert client.get("/").status_code == 200  # back once the store is
+
+
+def test_a_session_that_cannot_be_saved_is_not_sent(client, test_database, monkeypatch,
+                                                     caplog):
+    monkeypatch.setattr(test_database, "transaction", contextmanager(_store_down))
+    response = client.get("/auth/login")  # creates an anonymous session (a CSRF token)
+    assert response.status_code == 200
+    assert not response.headers.getlist("Set-Cookie")
+    assert "session store unavailable; session not saved" in caplog.messages
+
+
+def test_a_session_ended_during_a_request_is_not_resurrected_by_it(app, client, sign_in,
+                                                                   db_session):
+    probe = Blueprint("probe", __name__)
+
+    @probe.get("/probe/ended-elsewhere")
+    @require(Permission.VIEW_PANELS)
+    def ended_elsewhere():
+        # An admin disables this user (or they sign out in another tab) mid-request.
+        with app.extensions["database"].transaction() as db:
+            end_sessions_of(db, client.user_id)
+        session["last_panel"] = "deliveries"  # the request still writes to its session
+        return "ok"
+
+    app.register_blueprint(probe)
+    sign_in(client, "viewer")
+    response = client.get("/probe/ended-elsewhere")
+    assert response.text == "ok"
+    assert _cookie_deleted(response)
+    db_session.expire_all()
+    assert db_session.scalars(select(ConsoleSession)).all() == []
+    assert client.get("/").status_code == 302
