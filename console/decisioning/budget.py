@@ -102,11 +102,13 @@ class Budget:
 class StageTimer:
     """Milliseconds per named stage: ``start("card")`` ends the previous stage."""
 
-    def __init__(self, clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, clock: Clock = SYSTEM_CLOCK, *, first: str | None = None,
+                 started: float | None = None):
+        """``first``: a stage already running since ``started`` (e.g. the ingress's part)."""
         self.clock = clock
         self.stages: dict[str, float] = {}
-        self.current: str | None = None
-        self._mark = clock.monotonic()
+        self.current: str | None = first
+        self._mark = clock.monotonic() if started is None else started
 
     def start(self, name: str) -> None:
         now = self.clock.monotonic()

@@ -43,9 +43,10 @@ def reason_text(decision: Decision) -> str:
     return text
 
 
-def answer_authorization(session: Session, message: WebhookMessage) -> decisioning_port.Answer:
+def answer_authorization(session: Session, message: WebhookMessage,
+                         arrived: float | None = None) -> decisioning_port.Answer:
     """The decider the ingress calls for every authorization request."""
-    decision = decide(session, message, current_settings())
+    decision = decide(session, message, current_settings(), arrived=arrived)
     return decisioning_port.Answer(approve=decision.approve, reason=reason_text(decision))
 
 

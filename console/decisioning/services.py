@@ -83,17 +83,22 @@ class _Answered(Exception):
 
 
 def decide(session: Session, message: WebhookMessage, settings: DecisioningSettings,
-           clock: Clock = SYSTEM_CLOCK) -> Decision:
-    """Approve (``success``) or decline (``error``) one authorization request, in time."""
+           clock: Clock = SYSTEM_CLOCK, *, arrived: float | None = None) -> Decision:
+    """Approve (``success``) or decline (``error``) one authorization request, in time.
+
+    ``arrived``: when the request reached us (``clock.monotonic()``), if earlier than now. The
+    budget runs from then, not from this call: time the ingress spent (a slow pool checkout, a
+    locked row) is time FINCI's 3 s window has lost too. It shows as stage ``ingress``.
+    """
     if not message.is_authorization_request:
         raise ValueError("decide() takes authorization requests (advice=false) only")
     # The caller's pending writes are its own: flush them before our SAVEPOINT, outside the
     # budget guard, so a rollback of ours can never take them along. From here on the hot path
     # is Core statements on the session's connection (prebuilt, so no per-call compilation).
     session.flush()
-    budget = Budget(settings.budget_s, clock)
-    timer = StageTimer(clock)
-    received_at = clock.now()
+    budget = Budget(settings.budget_s, clock, started=arrived)
+    timer = StageTimer(clock, first=None if arrived is None else "ingress", started=arrived)
+    received_at = clock.now() - dt.timedelta(seconds=clock.monotonic() - budget.started)
     connection = session.connection()
     with StatementDeadline(connection, budget.decide_by, clock) as guard:
         guard.open_savepoint()

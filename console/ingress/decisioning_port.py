@@ -10,10 +10,11 @@ The decisioning module registers itself once at import::
 
     from console.ingress import decisioning_port
 
-    def decide(session, message) -> decisioning_port.Answer: ...
+    def decide(session, message, arrived) -> decisioning_port.Answer: ...
     decisioning_port.register(decide)
 
-A decider owns its time budget (FINCI waits 3 s); it receives the ingress session and may write
+A decider owns its time budget (FINCI waits 3 s), counted from ``arrived`` (``time.monotonic()``
+when the request reached the ingress, or None); it receives the ingress session and may write
 its own records there (they commit with the message, or not at all). If it raises, the ingress
 answers the safe default with reason ``decisioning failed`` and logs the exception type only.
 """
@@ -60,7 +61,7 @@ class Answer:
         return cls(approve=status == "success", reason=reason)
 
 
-Decider = Callable[[Session, WebhookMessage], Answer]
+Decider = Callable[[Session, WebhookMessage, float | None], Answer]
 
 _lock = threading.Lock()
 _decider: Decider | None = None
@@ -90,7 +91,8 @@ def using(decider: Decider | None) -> Iterator[None]:
             _decider = previous
 
 
-def decide(session: Session, message: WebhookMessage, *, safe_default: str = "error") -> Answer:
+def decide(session: Session, message: WebhookMessage, *, safe_default: str = "error",
+           arrived: float | None = None) -> Answer:
     """The answer for one authorization request; raises only when the database is unavailable.
 
     An unavailable database propagates: the message is then not stored either, and FINCI gets a
@@ -104,7 +106,7 @@ def decide(session: Session, message: WebhookMessage, *, safe_default: str = "er
     try:
         # A SAVEPOINT, so a decider that fails half-way leaves none of its writes behind.
         with session.begin_nested():
-            answer = decider(session, message)
+            answer = decider(session, message, arrived)
     except _UNAVAILABLE:
         raise
     except Exception as exc:

@@ -90,6 +90,7 @@ def _json(status: int, body: bytes | None = None) -> Response:
 @bp.post("/webhooks/finci")
 @public
 def receive():
+    arrived = time.monotonic()  # FINCI's 3 s for an authorization answer are running already
     settings = _settings()
     now = current_app.extensions["ingress.clock"]()
     g.ingress_received_at = dt.datetime.fromtimestamp(now, dt.UTC)
@@ -122,7 +123,7 @@ def receive():
     delivery = services.Delivery(
         webhook_id=str(webhook_id), webhook_timestamp=int(str(timestamp)), body=body,
         verified_by=verified.secret_fingerprint, source=source, headers=_headers_of_interest(),
-        received_at=g.ingress_received_at)
+        received_at=g.ingress_received_at, arrived=arrived)
     try:
         stored = services.store(database(), delivery, message, settings)
     except services.StorageUnavailable as exc:

@@ -74,6 +74,7 @@ class Delivery:
     source: Source
     headers: Mapping[str, str]
     received_at: dt.datetime
+    arrived: float | None = None  # time.monotonic() when the request reached us
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,8 @@ def _store(connection: Connection, delivery: Delivery, message: WebhookMessage,
         answer_status, answer_body = accepted, STORED_BODY
         if session is not None:
             answer = decisioning_port.decide(session, message,
-                                             safe_default=settings.safe_default.value)
+                                             safe_default=settings.safe_default.value,
+                                             arrived=delivery.arrived)
             answer_body = answer.body
             connection.execute(_RECORD_ANSWER, {
                 "message_id": message_id, "answer_body": answer_body.decode(),

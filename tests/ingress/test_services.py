@@ -161,7 +161,7 @@ def test_the_decision_is_recorded_and_a_duplicate_gets_exactly_the_same_answer(c
                                                                               db_session):
     calls = []
 
-    def approve_once(session, parsed):
+    def approve_once(session, parsed, arrived):
         calls.append(parsed.id)
         return Answer(approve=len(calls) == 1, reason=f"call {len(calls)}")
 
@@ -177,7 +177,7 @@ def test_the_decision_is_recorded_and_a_duplicate_gets_exactly_the_same_answer(c
 
 def test_advices_and_other_types_never_reach_decisioning(client):
     calls = []
-    with decisioning_port.using(lambda s, m: calls.append(m) or Answer(True, "x")):
+    with decisioning_port.using(lambda s, m, a: calls.append(m) or Answer(True, "x")):
         deliver(client, message("authorization", advice=True))
         deliver(client, message("presentment"))
     assert calls == []
@@ -185,7 +185,7 @@ def test_advices_and_other_types_never_reach_decisioning(client):
 
 def test_a_failing_decider_gives_the_safe_default_and_leaves_no_partial_writes(client,
                                                                              db_session):
-    def broken(session, parsed):
+    def broken(session, parsed, arrived):
         session.add(WebhookDelivery())  # half-done work, then a bug
         raise RuntimeError("bug with 4111111111111111 in it")
 
@@ -198,7 +198,7 @@ def test_a_failing_decider_gives_the_safe_default_and_leaves_no_partial_writes(c
 
 
 def test_a_decider_returning_garbage_gives_the_safe_default(client, db_session):
-    with decisioning_port.using(lambda s, m: "approve"):
+    with decisioning_port.using(lambda s, m, a: "approve"):
         response = deliver(client, message("authorization", advice=False))
     assert response.data == contract.AUTHORIZATION_DECLINE_BODY
     assert messages(db_session)[0].decision_reason == "decisioning failed"
@@ -207,7 +207,7 @@ def test_a_decider_returning_garbage_gives_the_safe_default(client, db_session):
 def test_a_conflicting_authorization_request_is_declined(client, db_session):
     webhook_id = new_webhook_id()
     body = message("authorization", advice=False)
-    with decisioning_port.using(lambda s, m: Answer(True, "ok")):
+    with decisioning_port.using(lambda s, m, a: Answer(True, "ok")):
         assert deliver(client, body, webhook_id=webhook_id).data == (
             contract.AUTHORIZATION_APPROVE_BODY)
         changed = deliver(client, dict(body, amount=10**9), webhook_id=webhook_id)
