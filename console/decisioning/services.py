@@ -56,6 +56,7 @@ from console.flows.services import Flow
 from console.ledger import services as ledger
 from console.ledger.models import HoldSource, LedgerAccount
 from console.security.redaction import redact_text
+from console.transactions.spend import unheld_spend_since
 
 log = logging.getLogger(__name__)
 
@@ -334,16 +335,13 @@ _INSERT_RECORD = insert(_DECISIONS).returning(_DECISIONS.c.id)
 def _usage_query(spend: bool, velocity: bool):
     columns = []
     if spend:
-        columns += [
-            ledger.spend_since(bindparam("day"), card_id=bindparam("card_id"))
-            .label("card_day"),
-            ledger.spend_since(bindparam("month"), card_id=bindparam("card_id"))
-            .label("card_month"),
-            ledger.spend_since(bindparam("day"), account_id=bindparam("account_id"))
-            .label("account_day"),
-            ledger.spend_since(bindparam("month"), account_id=bindparam("account_id"))
-            .label("account_month"),
-        ]
+        # Holds (counted when approved) plus presentments that no counting hold covers.
+        for scope, key in (("card", "card_id"), ("account", "account_id")):
+            for period in ("day", "month"):
+                columns.append(
+                    (ledger.spend_since(bindparam(period), **{key: bindparam(key)})
+                     + unheld_spend_since(bindparam(period), **{key: bindparam(key)}))
+                    .label(f"{scope}_{period}"))
     if velocity:
         columns.append(
             select(func.count()).select_from(_DECISIONS)

@@ -270,8 +270,8 @@ def spend_since(since: dt.datetime, *, card_id: int | None = None,
                 account_id: int | None = None):
     """A scalar subquery: amount reserved or cleared since ``since`` for a card or an account.
 
-    Released holds do not count (the money did not move). Issue #6 extends this with cleared
-    transactions that had no authorization.
+    Released holds do not count (the money did not move). Presentments posted with no counting
+    hold are added by ``console.transactions.spend`` (decisioning sums both).
     """
     query = select(func.coalesce(func.sum(Hold.amount), 0)).where(
         Hold.placed_at >= since, Hold.status != HoldStatus.RELEASED.value)

@@ -73,6 +73,9 @@ class CardTransaction(Base):
         # Searches: "amount on a date", and the newest first.
         Index("ix_card_transaction_amount_first", "authorized_amount", "first_event_at"),
         Index("ix_card_transaction_cleared_first", "cleared_amount", "first_event_at"),
+        # A card's transactions, and those changed lately: every posting updates its
+        # transaction, so spend limits find recent postings through it (transactions.spend).
+        Index("ix_card_transaction_card_updated", "card_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
@@ -80,7 +83,7 @@ class CardTransaction(Base):
     link_key: Mapped[str] = mapped_column(String(220), unique=True)
     authorization_id: Mapped[str | None] = mapped_column(String(200), index=True)
     token_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    card_id: Mapped[int | None] = mapped_column(ID, ForeignKey("card.id"), index=True)
+    card_id: Mapped[int | None] = mapped_column(ID, ForeignKey("card.id"))
     currency: Mapped[str | None] = mapped_column(String(3))
     # Card numbers masked (merchant names are free text from FINCI).
     merchant_name: Mapped[str | None] = mapped_column(String(200))
