@@ -16,6 +16,7 @@ INGRESS_CLIENT_CERT_SHA256    pinned fingerprints (hex, colons allowed); enables
 INGRESS_MAX_BODY_BYTES        body cap (default 256 KiB)
 INGRESS_RATE_LIMIT_PER_S / INGRESS_RATE_LIMIT_BURST   per source IP, per process
 INGRESS_SAFE_DEFAULT          answer when decisioning is missing or fails: error (decline)
+INGRESS_REJECTION_RETENTION_DAYS   refused-delivery records are purged after this (default 90)
 PIPELINE_MAX_ATTEMPTS, PIPELINE_BACKOFF_BASE_S, PIPELINE_BACKOFF_MAX_S, PIPELINE_BATCH_SIZE,
 PIPELINE_LEASE_S, PIPELINE_POLL_INTERVAL_S, PIPELINE_REPLAY_RATE_PER_S,
 PIPELINE_REPLAY_MAX_ACTIVE
@@ -77,6 +78,10 @@ class IngressSettings:
     rate_limit_per_s: float = 200.0
     rate_limit_burst: int = 400
     safe_default: SafeDefault = SafeDefault.ERROR
+    # Refused deliveries are records of traffic, not of money: kept this long, then purged.
+    # 90 days keeps three months at hand (PCI DSS 10.5.1); every refusal is also a log line,
+    # which the log store keeps for the year.
+    rejection_retention_days: int = 90
     # Pipeline
     max_attempts: int = 8
     backoff_base_s: float = 2.0
@@ -145,6 +150,8 @@ class IngressSettings:
             rate_limit_burst=_int(env, "INGRESS_RATE_LIMIT_BURST", 400,
                                   minimum=1, maximum=10_000_000),
             safe_default=safe_default,
+            rejection_retention_days=_int(env, "INGRESS_REJECTION_RETENTION_DAYS", 90,
+                                          minimum=1, maximum=3650),
             max_attempts=_int(env, "PIPELINE_MAX_ATTEMPTS", 8, minimum=1, maximum=100),
             backoff_base_s=backoff_base,
             backoff_max_s=_float(env, "PIPELINE_BACKOFF_MAX_S", 900.0,

@@ -33,6 +33,12 @@ def _expire_holds(session: Session, actor: Actor, now: dt.datetime) -> str:
     return expire_holds(session, actor, now)
 
 
+def _purge_rejections(session: Session, actor: Actor, now: dt.datetime) -> str:
+    from console.ingress.retention import purge_job
+
+    return purge_job(session, actor, now)
+
+
 def _lifecycle(name: str) -> Callable[[Session, Actor, dt.datetime], str]:
     """A job of console.transactions.jobs, imported when it first runs."""
     def run(session: Session, actor: Actor, now: dt.datetime) -> str:
@@ -46,6 +52,8 @@ def _lifecycle(name: str) -> Callable[[Session, Actor, dt.datetime], str]:
 JOBS: tuple[Job, ...] = (
     Job("flows.auto_revert", dt.timedelta(seconds=30), _revert_flows,
         "Turn flows back on when their auto-revert time has passed"),
+    Job("ingress.purge_rejections", dt.timedelta(hours=1), _purge_rejections,
+        "Purge refused-delivery records older than INGRESS_REJECTION_RETENTION_DAYS"),
     Job("ledger.expire_holds", dt.timedelta(minutes=1), _expire_holds,
         "Release authorization holds past their expiry (no advice or clearing came)"),
     Job("transactions.expire", dt.timedelta(minutes=5), _lifecycle("expire"),

@@ -7,8 +7,10 @@ import os
 import socket
 import threading
 import time
+from contextlib import nullcontext
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
 from sqlalchemy import select
 
 from console.audit import Actor
@@ -21,13 +23,14 @@ log = logging.getLogger(__name__)
 RUNNER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_job(database: Database, job: Job) -> str:
+def run_job(database: Database, job: Job, app: Flask | None = None) -> str:
     """One run in its own transaction; status is recorded in a second one so a failing job
-    still leaves a trace."""
+    still leaves a trace. With ``app``, the job runs in its app context (its settings)."""
     started = utcnow()
     outcome, summary = "success", ""
     try:
-        with database.transaction() as session:
+        with app.app_context() if app is not None else nullcontext(), \
+                database.transaction() as session:
             summary = job.run(session, Actor.system("scheduler"), started)
     except Exception as exc:  # every failure is recorded; the scheduler keeps going
         outcome, summary = "failure", f"{type(exc).__name__}: {exc}"[:500]
@@ -48,8 +51,10 @@ def run_job(database: Database, job: Job) -> str:
     return outcome
 
 
-def serve(database: Database, stop: threading.Event, *, poll_s: float = 5.0) -> None:
-    """Block until ``stop`` is set: wait for leadership, run jobs while leading."""
+def serve(database: Database, stop: threading.Event, *, poll_s: float = 5.0,
+          app: Flask | None = None) -> None:
+    """Block until ``stop`` is set: wait for leadership, run jobs (in ``app``'s context, if
+    given) while leading."""
     leadership = Leadership(database.engine)
     scheduler: BackgroundScheduler | None = None
     try:
@@ -59,7 +64,8 @@ def serve(database: Database, stop: threading.Event, *, poll_s: float = 5.0) -> 
                     log.info("scheduler is now the leader", extra={"runner": RUNNER_ID})
                     scheduler = BackgroundScheduler(timezone="UTC")
                     for job in JOBS:
-                        scheduler.add_job(run_job, "interval", args=(database, job), id=job.name,
+                        scheduler.add_job(run_job, "interval", args=(database, job, app),
+                                          id=job.name,
                                           seconds=job.every.total_seconds(), max_instances=1,
                                           coalesce=True, next_run_time=utcnow())
                     scheduler.start()
@@ -77,8 +83,10 @@ def serve(database: Database, stop: threading.Event, *, poll_s: float = 5.0) -> 
 def wait_for_signal(database: Database) -> None:  # pragma: no cover - process entry point
     import signal
 
+    from flask import current_app
+
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    serve(database, stop)
+    serve(database, stop, app=current_app._get_current_object())
     time.sleep(0)

@@ -21,6 +21,8 @@ def test_defaults_have_no_secret_and_safe_limits():
     assert settings.max_body_bytes == 256 * 1024
     assert settings.tolerance_s == 300
     assert settings.safe_default is SafeDefault.ERROR
+    assert settings.rejection_retention_days == 90
+    assert parse(INGRESS_REJECTION_RETENTION_DAYS="30").rejection_retention_days == 30
 
 
 def test_settings_has_an_ingress_field_with_a_default():
@@ -74,6 +76,8 @@ def test_production_refuses_a_published_test_secret():
     ({"INGRESS_MAX_BODY_BYTES": str(10**9)}, "INGRESS_MAX_BODY_BYTES"),
     ({"INGRESS_SAFE_DEFAULT": "maybe"}, "INGRESS_SAFE_DEFAULT"),
     ({"PIPELINE_MAX_ATTEMPTS": "0"}, "PIPELINE_MAX_ATTEMPTS"),
+    ({"INGRESS_REJECTION_RETENTION_DAYS": "0"}, "INGRESS_REJECTION_RETENTION_DAYS"),
+    ({"INGRESS_REJECTION_RETENTION_DAYS": "a month"}, "INGRESS_REJECTION_RETENTION_DAYS"),
     ({"PIPELINE_HANDLER_MODULES": "tests.x"}, "development and tests only"),
     ({"PIPELINE_HANDLER_MODULES": "not a module!"}, "PIPELINE_HANDLER_MODULES"),
 ])
