@@ -1,11 +1,21 @@
-"""The hash chain: one function computes a row's hash, used by writer, verifier and exports."""
+"""The hash chain: one function computes a row's hash and one walk checks a run of rows; the
+writer, the database verifier and the offline export verifier all use them.
+
+Only the standard library here: ``console.audit.offline`` (the auditors' verifier) imports this
+module without a database or an application.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+
+# The prev_hash of row 1.
+GENESIS_HASH = "0" * 64
 
 
 def canonical_json(value: Any) -> str:
@@ -47,3 +57,45 @@ def fields_of(event) -> dict[str, Any]:
         target_id=event.target_id, outcome=event.outcome, source_ip=event.source_ip,
         request_id=event.request_id, details=event.details,
     )
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    rows: int
+    head_seq: int | None
+    head_hash: str | None
+    broken_seq: int | None = None
+    problem: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok, "rows": self.rows, "head_seq": self.head_seq,
+            "head_hash": self.head_hash, "broken_seq": self.broken_seq, "problem": self.problem,
+        }
+
+
+def verify_rows(rows: Iterable, *, first_seq: int = 1, anchor: str = GENESIS_HASH) -> ChainReport:
+    """Verify any ordered iterable of rows with the audit columns (database rows or an export).
+
+    A whole chain starts at row 1 from the genesis hash; an export starts at its first row,
+    anchored on that row's recorded prev_hash (which the export's signed manifest vouches for).
+    """
+    expected_seq, prev, count, last = first_seq, anchor, 0, None
+    for event in rows:
+        count += 1
+        if event.seq != expected_seq:
+            if event.seq > expected_seq:
+                problem = f"row {expected_seq} is missing (next row found is {event.seq})"
+                return ChainReport(False, count, last, prev, expected_seq, problem)
+            problem = f"row {event.seq} appears out of order after row {expected_seq - 1}"
+            return ChainReport(False, count, last, prev, event.seq, problem)
+        if event.prev_hash != prev:
+            problem = (f"row {event.seq} does not link to row {event.seq - 1} "
+                       "(a row was inserted, removed or moved here)")
+            return ChainReport(False, count, last, prev, event.seq, problem)
+        if row_hash(prev, fields_of(event)) != event.row_hash:
+            problem = f"row {event.seq} was changed after it was written (hash mismatch)"
+            return ChainReport(False, count, last, prev, event.seq, problem)
+        prev, last, expected_seq = event.row_hash, event.seq, expected_seq + 1
+    return ChainReport(True, count, last, prev if last else None)

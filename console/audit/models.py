@@ -5,9 +5,10 @@ import datetime as dt
 from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from console.audit.chain import GENESIS_HASH
 from console.db import Base
 
-GENESIS_HASH = "0" * 64
+__all__ = ["GENESIS_HASH", "AuditEvent", "AuditHead"]
 
 
 class AuditEvent(Base):

@@ -2,69 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from console.audit.chain import fields_of, row_hash
-from console.audit.models import GENESIS_HASH, AuditEvent, AuditHead
+from console.audit.chain import GENESIS_HASH, ChainReport, verify_rows
+from console.audit.models import AuditEvent, AuditHead
+
+__all__ = ["ChainReport", "iter_rows", "verify_chain", "verify_rows"]
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    ok: bool
-    rows: int
-    head_seq: int | None
-    head_hash: str | None
-    broken_seq: int | None = None
-    problem: str | None = None
-
-    def as_dict(self) -> dict:
-        return {
-            "ok": self.ok, "rows": self.rows, "head_seq": self.head_seq,
-            "head_hash": self.head_hash, "broken_seq": self.broken_seq, "problem": self.problem,
-        }
-
-
-def verify_rows(rows: Iterable) -> ChainReport:
-    """Verify any ordered iterable of rows with the audit columns (database rows or an export)."""
-    expected_seq, prev, count, last = 1, GENESIS_HASH, 0, None
-    for event in rows:
-        count += 1
-        if event.seq != expected_seq:
-            if event.seq > expected_seq:
-                problem = f"row {expected_seq} is missing (next row found is {event.seq})"
-                return ChainReport(False, count, last, prev, expected_seq, problem)
-            problem = f"row {event.seq} appears out of order after row {expected_seq - 1}"
-            return ChainReport(False, count, last, prev, event.seq, problem)
-        if event.prev_hash != prev:
-            problem = (f"row {event.seq} does not link to row {event.seq - 1} "
-                       "(a row was inserted, removed or moved here)")
-            return ChainReport(False, count, last, prev, event.seq, problem)
-        if row_hash(prev, fields_of(event)) != event.row_hash:
-            problem = f"row {event.seq} was changed after it was written (hash mismatch)"
-            return ChainReport(False, count, last, prev, event.seq, problem)
-        prev, last, expected_seq = event.row_hash, event.seq, expected_seq + 1
-    return ChainReport(True, count, last, prev if last else None)
+def iter_rows(session: Session, *, first: int = 1, last: int | None = None,
+              batch: int = 1000) -> Iterator:
+    """Rows ``first``..``last`` (or to the end) in sequence order, fetched in batches."""
+    after = first - 1
+    while True:
+        # Plain rows, not ORM objects: a long log must not grow the identity map.
+        query = select(AuditEvent.__table__).where(AuditEvent.seq > after)
+        if last is not None:
+            query = query.where(AuditEvent.seq <= last)
+        chunk = session.execute(query.order_by(AuditEvent.seq).limit(batch)).all()
+        if not chunk:
+            return
+        yield from chunk
+        after = chunk[-1].seq
 
 
 def verify_chain(session: Session, batch: int = 1000) -> ChainReport:
-    def stream():
-        after = 0
-        while True:
-            # Plain rows, not ORM objects: a long log must not grow the identity map.
-            chunk = session.execute(
-                select(AuditEvent.__table__).where(AuditEvent.seq > after)
-                .order_by(AuditEvent.seq).limit(batch)
-            ).all()
-            if not chunk:
-                return
-            yield from chunk
-            after = chunk[-1].seq
-
-    report = verify_rows(stream())
+    report = verify_rows(iter_rows(session, batch=batch))
     if not report.ok:
         return report
     head = session.get(AuditHead, 1)
