@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from console.audit.settings import AuditSettings
 from console.auth.settings import AuthSettings
 from console.decisioning.settings import DecisioningSettings
 from console.transactions.settings import LifecycleSettings
@@ -175,6 +176,8 @@ class Settings:
     # Transaction and card lifecycle: ledger kept or not, hold expiry, tolerance, the FINCI Card
     # API (console.transactions.settings).
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    # Audit log export: the manifest signing key and the largest export (console.audit.settings).
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def is_production(self) -> bool:
@@ -236,6 +239,7 @@ class Settings:
             decisioning=DecisioningSettings.from_env(
                 env, production=environment is Environment.PRODUCTION),
             lifecycle=LifecycleSettings.from_env(env, relaxed=mode is not Mode.LIVE),
+            audit=AuditSettings.from_env(env),
             ingress=_ingress_settings().IngressSettings.from_env(
                 env, environment=environment, mode=mode,
                 serve=_choice(env, "CONSOLE_SERVE", Serve, Serve.ALL)),
