@@ -1,0 +1,157 @@
+"""Exporting the audit log for auditors: a contiguous run of the hash chain, with a signed
+manifest, that ``python -m console.audit.offline`` verifies without the console.
+
+The window selects events by time, but the export is a sequence range: from the first event at
+or after ``since`` to the last event before ``until``, every row in between. Sequence numbers
+follow time, so that is the window's events; a row back-dated by its writer (``record(at=...)``)
+stays in place rather than leaving a hole the verifier would have to take on trust.
+
+The zip is built in a spooled temporary file (memory up to a few MiB, then disk) and the export
+is audited (``audit.log.export``) in the caller's transaction, the one that read the rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from typing import IO, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from console.audit import export_format as fmt
+from console.audit.actions import AuditAction
+from console.audit.chain import timestamp_text
+from console.audit.models import AuditEvent
+from console.audit.services import Actor, Target, record
+from console.audit.settings import KEY_VARIABLE
+from console.audit.verify import iter_rows
+from console.db import utcnow
+
+SPOOL_BYTES = 8 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class ExportRefused(Exception):
+    """The export cannot be made as asked; the message says why, for the page or the CLI."""
+
+
+class ExportNotConfigured(ExportRefused):
+    pass
+
+
+@dataclass(frozen=True)
+class ExportWindow:
+    """Events with ``since <= occurred_at < until``; a missing bound is open."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def __post_init__(self):
+        if self.since and self.until and self.since >= self.until:
+            raise ExportRefused("the window must end after it starts")
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"since": timestamp_text(self.since) if self.since else None,
+                "until": timestamp_text(self.until) if self.until else None}
+
+
+@dataclass(frozen=True)
+class AuditExport:
+    file: IO[bytes]  # the zip, positioned at its start; the caller sends and closes it
+    size: int
+    file_sha256: str
+    manifest: dict[str, Any]
+
+    @property
+    def filename(self) -> str:
+        return f"audit-export-{self.manifest['first_seq']}-{self.manifest['last_seq']}.zip"
+
+
+def seq_range(session: Session, window: ExportWindow) -> tuple[int, int] | None:
+    first = select(func.min(AuditEvent.seq))
+    if window.since:
+        first = first.where(AuditEvent.occurred_at >= window.since)
+    last = select(func.max(AuditEvent.seq))
+    if window.until:
+        last = last.where(AuditEvent.occurred_at < window.until)
+    bounds = session.execute(select(first.scalar_subquery(), last.scalar_subquery())).one()
+    if bounds[0] is None or bounds[1] is None or bounds[0] > bounds[1]:
+        return None
+    return bounds[0], bounds[1]
+
+
+def _describe(window: ExportWindow) -> str:
+    since, until = window.as_dict().values()
+    return f"between {since or 'the start'} and {until or 'now'}"
+
+
+def export_log(session: Session, *, actor: Actor, signing_key: Ed25519PrivateKey | None,
+               window: ExportWindow, max_rows: int, at: dt.datetime | None = None,
+               spool_bytes: int = SPOOL_BYTES) -> AuditExport:
+    if signing_key is None:
+        raise ExportNotConfigured(
+            f"audit export is not configured: set {KEY_VARIABLE} (or {KEY_VARIABLE}_FILE) to "
+            "an Ed25519 private key in PEM")
+    bounds = seq_range(session, window)
+    if bounds is None:
+        raise ExportRefused(f"no audit events {_describe(window)}")
+    first, last = bounds
+    if last - first + 1 > max_rows:
+        raise ExportRefused(
+            f"{last - first + 1:,} events {_describe(window)}: more than the export limit of "
+            f"{max_rows:,} (AUDIT_EXPORT_MAX_ROWS); choose a narrower window")
+
+    exported_at = (at or utcnow()).astimezone(dt.UTC)
+    stamp = exported_at.timetuple()[:6]
+    spool = tempfile.SpooledTemporaryFile(max_size=spool_bytes)  # noqa: SIM115 - returned open
+    try:
+        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            events_sha = hashlib.sha256()
+            count, anchor, last_hash = 0, None, None
+            with archive.open(zipfile.ZipInfo(fmt.EVENTS_NAME, stamp), "w",
+                              force_zip64=True) as events:
+                for row in iter_rows(session, first=first, last=last):
+                    line = fmt.event_line(row)
+                    events.write(line)
+                    events_sha.update(line)
+                    anchor = row.prev_hash if anchor is None else anchor
+                    count, last_hash = count + 1, row.row_hash
+            manifest = {
+                "format": fmt.FORMAT,
+                "first_seq": first,
+                "last_seq": last,
+                "count": count,
+                "anchor_prev_hash": anchor,
+                "last_hash": last_hash,
+                "events_sha256": events_sha.hexdigest(),
+                "exported_at": timestamp_text(exported_at),
+                "exported_by": {"actor_type": actor.type.value, "actor_id": actor.id},
+                "window": window.as_dict(),
+                "key_id": fmt.key_fingerprint(signing_key.public_key()),
+            }
+            manifest_bytes = fmt.manifest_bytes(manifest)
+            archive.writestr(zipfile.ZipInfo(fmt.MANIFEST_NAME, stamp), manifest_bytes)
+            archive.writestr(zipfile.ZipInfo(fmt.SIGNATURE_NAME, stamp),
+                             fmt.sign(signing_key, manifest_bytes))
+        size = spool.tell()
+        spool.seek(0)
+        file_sha = hashlib.sha256()
+        while chunk := spool.read(_CHUNK):
+            file_sha.update(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+
+    record(session, actor=actor, action=AuditAction.AUDIT_LOG_EXPORT,
+           target=Target("audit_export", file_sha.hexdigest()), at=exported_at,
+           details={"window": manifest["window"], "first_seq": first, "last_seq": last,
+                    "count": count, "file_sha256": file_sha.hexdigest(),
+                    "events_sha256": manifest["events_sha256"], "key_id": manifest["key_id"]})
+    return AuditExport(file=spool, size=size, file_sha256=file_sha.hexdigest(),
+                       manifest=manifest)

@@ -1,0 +1,136 @@
+"""The audit export file: what the exporter writes and the offline verifier reads, side by side so
+the two cannot drift apart.
+
+An export is a zip of three members:
+
+- ``events.jsonl``: one canonical JSON object per audit row, in sequence order: every column the
+  row hash covers (``console.audit.chain.hashed_fields``) plus ``prev_hash`` and ``hash``.
+- ``manifest.json``: the range (first/last seq, count), the anchor (the first row's prev_hash),
+  the last row's hash, the SHA-256 of ``events.jsonl``, who exported it, when, for which window,
+  and the signing key's fingerprint.
+- ``manifest.sig``: base64 Ed25519 signature over the exact bytes of ``manifest.json``.
+
+Standard library, ``cryptography`` and ``console.audit.chain`` only: the auditors' verifier
+(``console.audit.offline``) runs without a database or an application.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from console.audit.chain import canonical_json, fields_of
+
+FORMAT = "finci-console-audit-export/1"
+EVENTS_NAME = "events.jsonl"
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.sig"
+MEMBERS = (EVENTS_NAME, MANIFEST_NAME, SIGNATURE_NAME)
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # console.audit.chain.timestamp_text
+_REQUIRED_TEXT = ("occurred_at", "actor_type", "actor_id", "action", "outcome", "details")
+_OPTIONAL_TEXT = ("target_type", "target_id", "source_ip", "request_id")
+ROW_KEYS = frozenset({"seq", *_REQUIRED_TEXT, *_OPTIONAL_TEXT, "prev_hash", "hash"})
+
+
+class MalformedExport(ValueError):
+    """The export cannot be read (not tampering evidence, just not a readable export)."""
+
+
+def is_hash(value: Any) -> bool:
+    return isinstance(value, str) and _HASH.fullmatch(value) is not None
+
+
+def is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- events.jsonl ----------------------------------------------------------------------------
+
+def event_line(row) -> bytes:
+    """One audit row (database row or ORM object) as its events.jsonl line."""
+    return (canonical_json(fields_of(row) | {"prev_hash": row.prev_hash, "hash": row.row_hash})
+            + "\n").encode()
+
+
+@dataclass(frozen=True)
+class ExportedRow:
+    """A row read back from events.jsonl, with the attributes ``verify_rows`` walks."""
+
+    seq: int
+    occurred_at: dt.datetime
+    actor_type: str
+    actor_id: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    outcome: str
+    source_ip: str | None
+    request_id: str | None
+    details: str
+    prev_hash: str
+    row_hash: str
+
+
+def parse_event_line(line: bytes, number: int) -> ExportedRow:
+    where = f"{EVENTS_NAME} line {number}"
+    try:
+        value = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MalformedExport(f"{where} is not valid JSON") from None
+    if not isinstance(value, dict) or set(value) != ROW_KEYS:
+        raise MalformedExport(f"{where} is not an audit event (expected the keys "
+                              f"{', '.join(sorted(ROW_KEYS))})")
+    if not is_count(value["seq"]):
+        raise MalformedExport(f"{where}: seq is not a whole number")
+    for key in _REQUIRED_TEXT:
+        if not isinstance(value[key], str):
+            raise MalformedExport(f"{where}: {key} is not text")
+    for key in _OPTIONAL_TEXT:
+        if value[key] is not None and not isinstance(value[key], str):
+            raise MalformedExport(f"{where}: {key} is neither text nor null")
+    if not (is_hash(value["prev_hash"]) and is_hash(value["hash"])):
+        raise MalformedExport(f"{where}: prev_hash and hash must be 64 lowercase hex digits")
+    try:
+        occurred_at = dt.datetime.strptime(value["occurred_at"], _TIMESTAMP).replace(
+            tzinfo=dt.UTC)
+    except ValueError:
+        raise MalformedExport(f"{where}: occurred_at is not a timestamp like "
+                              "2026-11-27T09:30:00.000000Z") from None
+    return ExportedRow(
+        seq=value["seq"], occurred_at=occurred_at, actor_type=value["actor_type"],
+        actor_id=value["actor_id"], action=value["action"], target_type=value["target_type"],
+        target_id=value["target_id"], outcome=value["outcome"], source_ip=value["source_ip"],
+        request_id=value["request_id"], details=value["details"], prev_hash=value["prev_hash"],
+        row_hash=value["hash"],
+    )
+
+
+# --- manifest and signature ------------------------------------------------------------------
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """Readable JSON; the signature covers these exact bytes, so the layout needs no canon."""
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def key_fingerprint(public_key: Ed25519PublicKey) -> str:
+    """SHA-256 of the public key's DER SubjectPublicKeyInfo, as ``SHA256:<hex>``."""
+    der = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return "SHA256:" + hashlib.sha256(der).hexdigest()
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> str:
+    return public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def sign(private_key: Ed25519PrivateKey, manifest: bytes) -> bytes:
+    return base64.b64encode(private_key.sign(manifest)) + b"\n"

@@ -1,0 +1,238 @@
+"""Verify an audit export without the console: no database, no application, no settings.
+
+    python -m console.audit.offline EXPORT.zip --public-key PUBLIC.pem [--json]
+
+Exit 0: the signature verifies with the given key, and events.jsonl is exactly the signed run of
+the hash chain (every row's hash recomputed, every link checked from the signed anchor to the
+signed last hash). Exit 1: the first problem found (wrong key, changed manifest or signature, a
+changed, missing, inserted or reordered row). Exit 2: the input cannot be read (not a zip, a
+member missing, bad JSON, an unreadable key file).
+
+Imports only the standard library, ``cryptography`` and the chain and file-format modules
+(``console.audit.chain``, ``console.audit.export_format``), which share the hash function and the
+chain walk with the console itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import sys
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from console.audit import export_format as fmt
+from console.audit.chain import verify_rows
+
+MAX_MANIFEST_BYTES = 64 * 1024
+MAX_SIGNATURE_BYTES = 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
+# What a damaged or hostile zip raises while a member is read.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+               RuntimeError)
+
+
+@dataclass(frozen=True)
+class OfflineReport:
+    ok: bool
+    manifest: dict[str, Any]
+    problem: str | None = None
+    broken_seq: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        if not self.ok:
+            return {"ok": False, "problem": self.problem, "broken_seq": self.broken_seq}
+        keys = ("first_seq", "last_seq", "count", "anchor_prev_hash", "last_hash",
+                "exported_at", "exported_by", "window", "key_id")
+        return {"ok": True, **{key: self.manifest[key] for key in keys}}
+
+
+def load_public_key(path: str) -> Ed25519PublicKey:
+    try:
+        with open(path, "rb") as handle:
+            pem = handle.read(64 * 1024)
+    except OSError as error:
+        raise fmt.MalformedExport(
+            f"cannot read the public key {path!r} ({error.strerror})") from None
+    try:
+        key = load_pem_public_key(pem)
+    except (ValueError, UnsupportedAlgorithm):
+        raise fmt.MalformedExport(f"{path!r} is not a PEM public key (expected -----BEGIN "
+                                  "PUBLIC KEY-----, from `flask --app wsgi audit public-key`)"
+                                  ) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise fmt.MalformedExport(f"{path!r} is not an Ed25519 public key")
+    return key
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    try:
+        with archive.open(name) as member:
+            data = member.read(limit + 1)
+    except _ZIP_ERRORS as error:
+        raise fmt.MalformedExport(f"cannot read {name} from the export ({error})") from None
+    if len(data) > limit:
+        raise fmt.MalformedExport(f"{name} is larger than {limit:,} bytes")
+    return data
+
+
+def _check_manifest(manifest: dict[str, Any]) -> None:
+    """The signed manifest has what the walk needs (else it was not made by the console)."""
+    if manifest.get("format") != fmt.FORMAT:
+        raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME}: format is not {fmt.FORMAT!r}")
+    for key in ("first_seq", "last_seq", "count"):
+        if not fmt.is_count(manifest.get(key)) or manifest[key] < 1:
+            raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME}: {key} is not a positive number")
+    for key in ("anchor_prev_hash", "last_hash", "events_sha256"):
+        if not fmt.is_hash(manifest.get(key)):
+            raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME}: {key} is not a SHA-256 hex digest")
+
+
+def _event_lines(archive: zipfile.ZipFile) -> Iterator[bytes]:
+    try:
+        with archive.open(fmt.EVENTS_NAME) as handle:
+            while line := handle.readline(MAX_LINE_BYTES + 1):
+                if len(line) > MAX_LINE_BYTES:
+                    raise fmt.MalformedExport(f"{fmt.EVENTS_NAME} has a line longer than "
+                                              f"{MAX_LINE_BYTES:,} bytes")
+                yield line
+    except _ZIP_ERRORS as error:
+        raise fmt.MalformedExport(f"cannot read {fmt.EVENTS_NAME} from the export "
+                                  f"({error})") from None
+
+
+def verify_export(path: str, public_key: Ed25519PublicKey) -> OfflineReport:
+    """Check signature, manifest and every row. MalformedExport if it cannot be read."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise fmt.MalformedExport(f"{path!r} is not a zip file") from None
+    except OSError as error:
+        raise fmt.MalformedExport(f"cannot read {path!r} ({error.strerror})") from None
+    with archive:
+        return _verify_archive(archive, public_key)
+
+
+def _verify_archive(archive: zipfile.ZipFile, public_key: Ed25519PublicKey) -> OfflineReport:
+    names = Counter(archive.namelist())
+    for name in fmt.MEMBERS:
+        if name not in names:
+            raise fmt.MalformedExport(f"the export has no {name}")
+    manifest_bytes = _read_member(archive, fmt.MANIFEST_NAME, MAX_MANIFEST_BYTES)
+    signature_text = _read_member(archive, fmt.SIGNATURE_NAME, MAX_SIGNATURE_BYTES)
+    try:
+        manifest = json.loads(manifest_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME} is not valid JSON") from None
+    if not isinstance(manifest, dict):
+        raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME} is not a JSON object")
+
+    def failed(problem: str, seq: int | None = None) -> OfflineReport:
+        return OfflineReport(False, manifest, problem, seq)
+
+    # 1. The manifest is the one the console signed, with this key.
+    key_id = fmt.key_fingerprint(public_key)
+    try:
+        signature = base64.b64decode(signature_text.strip(), validate=True)
+        public_key.verify(signature, manifest_bytes)
+    except (binascii.Error, InvalidSignature):
+        if manifest.get("key_id") != key_id:
+            return failed(f"wrong public key: the export says it was signed by "
+                          f"{manifest.get('key_id')}, the key given is {key_id}")
+        return failed(f"the signature does not verify: {fmt.MANIFEST_NAME} or "
+                      f"{fmt.SIGNATURE_NAME} was changed after export")
+    _check_manifest(manifest)
+    extra = sorted(name for name, n in names.items() if name not in fmt.MEMBERS or n > 1)
+    if extra:
+        return failed(f"the export holds files the signature does not cover: {', '.join(extra)}")
+
+    # 2. events.jsonl is exactly the signed run of the chain, row by row.
+    first, last = manifest["first_seq"], manifest["last_seq"]
+    digest = hashlib.sha256()
+
+    def rows(lines: Iterator[bytes]):
+        for number, line in enumerate(lines, 1):
+            digest.update(line)
+            yield fmt.parse_event_line(line, number)
+
+    with closing(_event_lines(archive)) as lines:
+        report = verify_rows(rows(lines), first_seq=first, anchor=manifest["anchor_prev_hash"])
+    where = f"{fmt.EVENTS_NAME}: "
+    if not report.ok:
+        return failed(where + str(report.problem), report.broken_seq)
+    if report.head_seq is None:
+        return failed(where + f"no events, but the manifest lists rows {first} to {last}", first)
+    if report.head_seq < last:
+        return failed(where + f"rows after {report.head_seq} are missing (the manifest's last "
+                      f"row is {last})", report.head_seq + 1)
+    if report.head_seq > last:
+        return failed(where + f"row {last + 1} was added after the manifest's last row {last}",
+                      last + 1)
+    if report.head_hash != manifest["last_hash"]:
+        return failed(where + f"row {last}'s hash differs from the manifest's last hash", last)
+    if report.rows != manifest["count"]:
+        return failed(where + f"{report.rows} events, but the manifest counts "
+                      f"{manifest['count']}")
+    if digest.hexdigest() != manifest["events_sha256"]:
+        return failed(where + "the file differs from the SHA-256 in the manifest (edited "
+                      "after export)")
+    return OfflineReport(True, manifest)
+
+
+def _summary(report: OfflineReport) -> str:
+    m = report.manifest
+    window = m.get("window") or {}
+    by = m.get("exported_by") or {}
+    return "\n".join([
+        f"export valid: {m['count']:,} events, #{m['first_seq']} to #{m['last_seq']}",
+        f"  window:      {window.get('since') or 'start'} to {window.get('until') or 'end'}",
+        f"  exported:    {m.get('exported_at')} by {by.get('actor_type')}:{by.get('actor_id')}",
+        f"  signed by:   {m['key_id']}",
+        f"  anchor:      {m['anchor_prev_hash']} (prev_hash of #{m['first_seq']})",
+        f"  last hash:   {m['last_hash']}",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m console.audit.offline",
+        description="Verify an audit log export offline. Exit 0 valid, 1 tampered or wrong key, "
+                    "2 unreadable input.")
+    parser.add_argument("export", help="the export zip")
+    parser.add_argument("--public-key", required=True,
+                        help="the console's export public key, PEM "
+                             "(`flask --app wsgi audit public-key`)")
+    parser.add_argument("--json", dest="as_json", action="store_true",
+                        help="print JSON for scripts")
+    args = parser.parse_args(argv)
+    try:
+        report = verify_export(args.export, load_public_key(args.public_key))
+    except fmt.MalformedExport as error:
+        if args.as_json:
+            print(json.dumps({"ok": False, "error": str(error)}, sort_keys=True))
+        else:
+            print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.as_json:
+        print(json.dumps(report.as_dict(), sort_keys=True))
+    elif report.ok:
+        print(_summary(report))
+    else:
+        print(f"export INVALID: {report.problem}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Audit export fixtures: a signing key, its public half in a file, and a real export of a real
+chain (written by ``record`` on the test's backend) to verify or tamper with."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from console.audit import Actor, AuditAction, record
+from console.audit.export import ExportWindow, export_log
+from console.audit.export_format import public_key_pem
+from console.audit.settings import AuditSettings
+
+SIGNING_KEY = Ed25519PrivateKey.generate()
+
+
+def private_pem(key: Ed25519PrivateKey) -> str:
+    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+
+
+@pytest.fixture
+def signing_key() -> Ed25519PrivateKey:
+    return SIGNING_KEY
+
+
+@pytest.fixture
+def public_key_file(tmp_path, signing_key) -> Path:
+    path = tmp_path / "audit-export.pub.pem"
+    path.write_text(public_key_pem(signing_key.public_key()))
+    return path
+
+
+@pytest.fixture
+def keyed_settings(settings, signing_key):
+    """The app's settings with an export signing key configured."""
+    return settings.replace(audit=AuditSettings(export_signing_key=signing_key))
+
+
+def write_export(result, path: Path) -> Path:
+    with result.file, path.open("wb") as out:
+        out.write(result.file.read())
+    return path
+
+
+@pytest.fixture
+def exported(db_session, signing_key, tmp_path) -> Path:
+    """Six events (details and all optional columns filled on some), exported in full."""
+    for n in range(6):
+        record(db_session, actor=Actor(Actor.cli("x").type, f"user{n}", source_ip="192.0.2.9",
+                                       request_id=f"req-{n}"),
+               action=AuditAction.AUDIT_LOG_VIEW, details={"n": n, "note": "ünïcode"})
+    result = export_log(db_session, actor=Actor.cli("exporter"), signing_key=signing_key,
+                        window=ExportWindow(), max_rows=1000)
+    return write_export(result, tmp_path / "export.zip")
+
+
+def members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def rewrite(source: Path, target: Path, *, compression=zipfile.ZIP_DEFLATED,
+            **replaced: bytes | None) -> Path:
+    """A copy of the export with members replaced (name with '.' as '_'); None drops one."""
+    contents = members(source)
+    for key, value in replaced.items():
+        name = key.replace("_", ".", 1) if key != "extra" else "notes.txt"
+        if value is None:
+            contents.pop(name, None)
+        else:
+            contents[name] = value
+    with zipfile.ZipFile(target, "w", compression=compression) as archive:
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    return target
