@@ -1,16 +1,19 @@
-"""Audit log pages for compliance and admins. Viewing and verifying are themselves audited."""
+"""Audit log pages for compliance and admins. Viewing, verifying and exporting are audited."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
 
 from console import navigation
 from console.audit.actions import AuditAction, Outcome
+from console.audit.export import ExportNotConfigured, ExportRefused, ExportWindow, export_log
+from console.audit.export_format import key_fingerprint
 from console.audit.queries import PAGE_SIZE, AuditFilter, search
 from console.audit.services import record
 from console.audit.verify import verify_chain
+from console.auth.sessions import now
 from console.htmx import htmx
 from console.security.permissions import Permission, require
 from console.unit_of_work import request_session
@@ -25,8 +28,8 @@ def _on_register(state):
     navigation.register(state.app, "Audit log", "audit.log", Permission.VIEW_AUDIT, 90)
 
 
-def _date(name: str) -> dt.datetime | None:
-    raw = request.args.get(name, "").strip()
+def _date(name: str, source=None) -> dt.datetime | None:
+    raw = (request.args if source is None else source).get(name, "").strip()
     if not raw:
         return None
     try:
@@ -72,7 +75,20 @@ def log():
     context = {"events": events[:PAGE_SIZE], "older_url": older_url, "args": request.args}
     if htmx and htmx.target == "audit-rows":
         return render_template("audit/_partials/_rows.html", **context)
-    return render_template("audit/log.html", **context)
+    return render_template("audit/log.html", **context, export=_export_form())
+
+
+def _audit_settings():
+    return current_app.extensions["settings"].audit
+
+
+def _export_form() -> dict:
+    """Defaults for the export form: the last 30 days, today included."""
+    today = now().date()
+    key = _audit_settings().export_signing_key
+    return {"since": (today - dt.timedelta(days=29)).isoformat(),
+            "until": (today + dt.timedelta(days=1)).isoformat(),
+            "key_id": key_fingerprint(key.public_key()) if key else None}
 
 
 @bp.get("/verify")
@@ -83,3 +99,26 @@ def verify():
     record(session, actor=current_actor(), action=AuditAction.AUDIT_CHAIN_VERIFY,
            outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE, details=report.as_dict())
     return render_template("audit/_partials/_verify.html", report=report)
+
+
+@bp.post("/export")
+@require(Permission.EXPORT_AUDIT)
+def export():
+    """A signed export of [since, until) (UTC dates; either may be empty for an open end)."""
+    try:
+        window = ExportWindow(_date("since", request.form), _date("until", request.form))
+        audit = _audit_settings()
+        result = export_log(request_session(), actor=current_actor(),
+                            signing_key=audit.export_signing_key, window=window,
+                            max_rows=audit.export_max_rows, at=now())
+    except ExportNotConfigured as refused:
+        abort(503, description=str(refused))
+    except ExportRefused as refused:
+        abort(400, description=str(refused))
+    # Sent only if the commit (with the audit row) succeeds: unit_of_work commits before sending.
+    response = send_file(result.file, mimetype="application/zip", as_attachment=True,
+                         download_name=result.filename, max_age=0)
+    response.content_length = result.size
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Export-SHA256"] = result.file_sha256
+    return response
