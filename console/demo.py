@@ -32,6 +32,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PERSONAS = ("viewer", "operator", "oncall", "compliance", "admin")
 
 
+def _ed25519_pem() -> str:
+    """A fresh audit export signing key (`flask --app wsgi audit public-key` shows its pair)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+
+
 @dataclass
 class Child:
     name: str
@@ -70,9 +83,11 @@ class Demo:
         client_secret = self._secret("oidc_client_secret", lambda: secrets.token_urlsafe(32))
         api_token = self._secret("finci_api_token", lambda: secrets.token_urlsafe(24))
         api_secret = self._secret("finci_api_secret", lambda: secrets.token_urlsafe(32))
+        audit_key = self._secret("audit_export_signing_key", _ed25519_pem)
         base = f"https://localhost:{self.port}"
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CONSOLE_", "OIDC_", "FINCI_", "DATABASE_", "SECRET_KEY"))}
+               if not k.startswith(("CONSOLE_", "OIDC_", "FINCI_", "DATABASE_", "SECRET_KEY",
+                                    "AUDIT_EXPORT_"))}
         env.update({
             "PYTHONPATH": str(ROOT),
             "CONSOLE_ENVIRONMENT": "sandbox",
@@ -89,6 +104,7 @@ class Demo:
             "FINCI_API_BASE_URL": f"http://127.0.0.1:{self.card_api_port}",
             "FINCI_API_TOKEN_FILE": str(api_token),
             "FINCI_API_SECRET_FILE": str(api_secret),
+            "AUDIT_EXPORT_SIGNING_KEY_FILE": str(audit_key),
             "DEMO_CONSOLE_URL": base,
         })
         return env
