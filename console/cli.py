@@ -17,7 +17,6 @@ from flask.cli import AppGroup
 from console import migrate
 from console.audit.actions import AuditAction, Outcome
 from console.audit.services import Actor, record
-from console.audit.verify import verify_chain
 from console.deployment import EnvironmentMismatch, record_environment, recorded_environment
 from console.unit_of_work import database
 
@@ -95,20 +94,31 @@ def audit_group():
     pass
 
 
-@audit_group.command("verify", help="Walk the hash chain; name the first broken event.")
+@audit_group.command("verify", help="Walk the hash chain and check every signed checkpoint; "
+                     "name the first problem.")
+@click.option("--public-key", "public_key_file", type=click.Path(dir_okay=False),
+              help="Check checkpoints with this PEM public key (default: the configured "
+                   "AUDIT_EXPORT_SIGNING_KEY's).")
 @json_option
-def audit_verify(as_json: bool):
-    with database().transaction() as session:
-        report = verify_chain(session)
-        record(session, actor=cli_actor(), action=AuditAction.AUDIT_CHAIN_VERIFY,
-               outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE,
-               details=report.as_dict())
-    if report.ok:
-        human = f"audit chain intact: {report.rows} events, head #{report.head_seq or 0}"
+def audit_verify(as_json: bool, public_key_file: str | None):
+    from console.audit.checkpoints import describe, verify_log
+    from console.audit.export_format import MalformedExport
+    from console.audit.offline import load_public_key
+
+    if public_key_file is not None:
+        try:
+            public_key = load_public_key(public_key_file)
+        except MalformedExport as error:
+            raise click.BadParameter(str(error), param_hint="--public-key") from None
     else:
-        human = f"audit chain BROKEN at event #{report.broken_seq}: {report.problem}"
-    emit(as_json, report.as_dict(), human)
-    if not report.ok:
+        signing_key = settings().audit.export_signing_key
+        public_key = signing_key.public_key() if signing_key is not None else None
+    with database().transaction() as session:
+        result = verify_log(session, public_key)
+        record(session, actor=cli_actor(), action=AuditAction.AUDIT_CHAIN_VERIFY,
+               outcome=Outcome.SUCCESS if result["ok"] else Outcome.FAILURE, details=result)
+    emit(as_json, result, describe(result))
+    if not result["ok"]:
         sys.exit(1)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from console.audit.chain import GENESIS_HASH
 from console.db import Base
 
-__all__ = ["GENESIS_HASH", "AuditEvent", "AuditHead"]
+__all__ = ["GENESIS_HASH", "AuditCheckpoint", "AuditEvent", "AuditHead"]
 
 
 class AuditEvent(Base):
@@ -49,3 +49,22 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement that chain row ``seq`` had hash ``hash`` (console.audit.checkpoints).
+    Append-only like audit_event: database triggers refuse UPDATE, DELETE (and TRUNCATE)."""
+
+    __tablename__ = "audit_checkpoint"
+    __table_args__ = (CheckConstraint("seq > 0", name="seq_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The audit_event row vouched for; no foreign key, so the verifier can name a missing row.
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    # That row's row_hash when it was signed.
+    hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[dt.datetime]
+    # SHA256:<hex> fingerprint of the signing key's public half (export_format.key_fingerprint).
+    key_id: Mapped[str] = mapped_column(String(80))
+    # Base64 Ed25519 over checkpoint_format.checkpoint_bytes(seq, hash, signed_at, key_id).
+    signature: Mapped[str] = mapped_column(String(100))

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from console.audit.actions import ActorType, AuditAction, Outcome
 from console.audit.chain import canonical_json, hashed_fields, row_hash
-from console.audit.models import GENESIS_HASH, AuditEvent, AuditHead
+from console.audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditHead
 from console.db import utcnow
 from console.security.redaction import redact_value
 
@@ -109,5 +109,6 @@ def record(
 def _refuse_audit_changes(session, _flush_context, _instances):
     # The database refuses it too (triggers); this names the bug at the line that caused it.
     for obj in list(session.dirty) + list(session.deleted):
-        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
-            raise AuditTamperingRefused("audit events are append-only")
+        if isinstance(obj, AuditEvent | AuditCheckpoint) and (
+                obj in session.deleted or session.is_modified(obj)):
+            raise AuditTamperingRefused("audit events and checkpoints are append-only")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from console.audit import Actor
+from console.audit.checkpoints import checkpoint_job
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ JOBS: tuple[Job, ...] = (
         "Retry postings that failed for a missing card or account once it exists"),
     Job("cards.send_actions", dt.timedelta(seconds=5), _lifecycle("send_card_actions"),
         "Send committed card status changes to FINCI; retry failures with backoff"),
+    Job("audit.checkpoint", dt.timedelta(hours=1), checkpoint_job,
+        "Sign the newest audit row's chain hash (off without AUDIT_EXPORT_SIGNING_KEY)"),
     Job("cards.refresh", dt.timedelta(hours=1), _lifecycle("refresh_cards"),
         "Refresh the local card view from FINCI's get-cards"),
 )

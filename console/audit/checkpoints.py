@@ -1,0 +1,162 @@
+"""Signed checkpoints of the audit chain: the ``audit.checkpoint`` job signs the newest row, and
+``flask --app wsgi audit verify`` checks every checkpoint against the chain.
+
+The hash chain alone shows that rows were changed, but someone who can write to the database
+could recompute every hash and the chain would verify again. A checkpoint is the chain hash at a
+row, signed with the Ed25519 key that signs exports (``AUDIT_EXPORT_SIGNING_KEY``), which the
+database never holds: a rewritten chain no longer matches the signed hashes.
+
+Writing a checkpoint writes no audit row (that row would need a checkpoint of its own, forever);
+the job's status records each run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from console.audit.chain import GENESIS_HASH, timestamp_text, verify_rows
+from console.audit.checkpoint_format import checkpoint_problem, sign_checkpoint
+from console.audit.export_format import key_fingerprint
+from console.audit.models import AuditCheckpoint, AuditEvent
+from console.audit.settings import KEY_VARIABLE
+from console.audit.verify import iter_rows, verify_chain
+
+NO_KEY = "not checked (no key)"
+
+
+class CheckpointRefused(RuntimeError):
+    """The rows since the last checkpoint do not verify: signing them would vouch for them."""
+
+
+def _latest(session: Session):
+    return session.execute(select(AuditCheckpoint.seq, AuditCheckpoint.hash)
+                           .order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+
+
+def sign_newest(session: Session, signing_key: Ed25519PrivateKey | None,
+                now: dt.datetime) -> str:
+    """Checkpoint the newest audit row if it is newer than the last checkpoint; a summary."""
+    if signing_key is None:
+        return f"checkpoints off: {KEY_VARIABLE} is not set"
+    newest = session.scalar(select(func.max(AuditEvent.seq)))
+    last = _latest(session)
+    if newest is None or (last is not None and newest <= last.seq):
+        return ("no new audit rows since checkpoint #" + str(last.seq) if last is not None
+                else "no audit rows yet")
+    # Only vouch for rows that link to the last signed hash (the chain walk, from there).
+    first, anchor = (last.seq + 1, last.hash) if last is not None else (1, GENESIS_HASH)
+    report = verify_rows(iter_rows(session, first=first, last=newest), first_seq=first,
+                         anchor=anchor)
+    if not report.ok:
+        raise CheckpointRefused(f"not signing row {newest}: {report.problem} "
+                                "(run `flask --app wsgi audit verify`)")
+    key_id, signature = sign_checkpoint(signing_key, seq=newest, hash=report.head_hash,
+                                        signed_at=now)
+    session.add(AuditCheckpoint(seq=newest, hash=report.head_hash, signed_at=now,
+                                key_id=key_id, signature=signature))
+    session.flush()
+    return f"signed checkpoint at row #{newest} ({report.rows} new rows, key {key_id})"
+
+
+def checkpoint_job(session: Session, _actor, now: dt.datetime) -> str:
+    """The scheduler's ``audit.checkpoint`` job (runs in the app context, for its settings)."""
+    return sign_newest(session, current_app.extensions["settings"].audit.export_signing_key,
+                       now)
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    # "verified", "none" (no checkpoints yet), NO_KEY or "failed".
+    status: str
+    count: int
+    checked: int = 0
+    latest_seq: int | None = None
+    latest_signed_at: dt.datetime | None = None
+    key_id: str | None = None
+    seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "count": self.count, "checked": self.checked,
+                "latest_seq": self.latest_seq,
+                "latest_signed_at": (timestamp_text(self.latest_signed_at)
+                                     if self.latest_signed_at else None),
+                "key_id": self.key_id, "seq": self.seq, "problem": self.problem}
+
+
+def _with_chain_hashes(session: Session, batch: int) -> Iterator:
+    """Checkpoints in seq order, each with the chain's row_hash at its seq (None: no row)."""
+    after = 0
+    while True:
+        chunk = session.execute(
+            select(AuditCheckpoint.__table__, AuditEvent.row_hash.label("chain_hash"))
+            .outerjoin(AuditEvent, AuditEvent.seq == AuditCheckpoint.seq)
+            .where(AuditCheckpoint.seq > after).order_by(AuditCheckpoint.seq).limit(batch)
+        ).all()
+        if not chunk:
+            return
+        yield from chunk
+        after = chunk[-1].seq
+
+
+def verify_checkpoints(session: Session, public_key: Ed25519PublicKey | None,
+                       batch: int = 1000) -> CheckpointReport:
+    """Every checkpoint's signature under ``public_key`` and its hash against the chain row."""
+    count, latest_seq, latest_at = session.execute(
+        select(func.count(), func.max(AuditCheckpoint.seq), func.max(AuditCheckpoint.signed_at))
+    ).one()
+    if public_key is None:
+        return CheckpointReport(NO_KEY, count, 0, latest_seq, latest_at)
+    key_id = key_fingerprint(public_key)
+    checked = 0
+    for checkpoint in _with_chain_hashes(session, batch):
+        problem = checkpoint_problem(public_key, checkpoint, checkpoint.chain_hash)
+        if problem:
+            return CheckpointReport("failed", count, checked, latest_seq, latest_at, key_id,
+                                    checkpoint.seq, problem)
+        checked += 1
+    return CheckpointReport("verified" if checked else "none", count, checked, latest_seq,
+                            latest_at, key_id)
+
+
+def verify_log(session: Session, public_key: Ed25519PublicKey | None) -> dict[str, Any]:
+    """The chain walk and the checkpoints: the chain report's keys (ok, problem, broken_seq
+    naming the first problem of either) plus ``checkpoints``."""
+    chain = verify_chain(session)
+    checkpoints = verify_checkpoints(session, public_key)
+    result = chain.as_dict() | {"checkpoints": checkpoints.as_dict()}
+    if chain.ok and not checkpoints.ok:
+        result.update(ok=False, broken_seq=checkpoints.seq, problem=checkpoints.problem)
+    return result
+
+
+def describe(result: dict[str, Any]) -> str:
+    """Two lines for people: the chain (or the first problem) and the checkpoints."""
+    if result["ok"]:
+        chain = f"audit chain intact: {result['rows']} events, head #{result['head_seq'] or 0}"
+    else:
+        chain = f"audit chain BROKEN at event #{result['broken_seq']}: {result['problem']}"
+    cp = result["checkpoints"]
+    if cp["status"] == NO_KEY:
+        line = (f"checkpoints: {NO_KEY}: {cp['count']} stored; set {KEY_VARIABLE} or pass "
+                "--public-key")
+    elif cp["status"] == "none":
+        line = "checkpoints: none yet (the audit.checkpoint job signs the newest row hourly)"
+    elif cp["status"] == "verified":
+        line = (f"checkpoints: {cp['checked']} verified, latest #{cp['latest_seq']} signed "
+                f"{cp['latest_signed_at']} (key {cp['key_id']})")
+    else:
+        line = f"checkpoints: FAILED after {cp['checked']} verified: {cp['problem']}"
+    return f"{chain}\n{line}"
