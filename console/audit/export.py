@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from console.audit import export_format as fmt
 from console.audit.actions import AuditAction
 from console.audit.chain import timestamp_text
-from console.audit.models import AuditEvent
+from console.audit.models import AuditCheckpoint, AuditEvent
 from console.audit.services import Actor, Target, record
 from console.audit.settings import KEY_VARIABLE
 from console.audit.verify import iter_rows
@@ -121,6 +121,16 @@ def export_log(session: Session, *, actor: Actor, signing_key: Ed25519PrivateKey
                     events_sha.update(line)
                     anchor = row.prev_hash if anchor is None else anchor
                     count, last_hash = count + 1, row.row_hash
+            checkpoints_sha, checkpoints = hashlib.sha256(), 0
+            with archive.open(zipfile.ZipInfo(fmt.CHECKPOINTS_NAME, stamp), "w") as out:
+                for checkpoint in session.execute(
+                        select(AuditCheckpoint.__table__)
+                        .where(AuditCheckpoint.seq.between(first, last))
+                        .order_by(AuditCheckpoint.seq)):
+                    line = fmt.checkpoint_line(checkpoint)
+                    out.write(line)
+                    checkpoints_sha.update(line)
+                    checkpoints += 1
             manifest = {
                 "format": fmt.FORMAT,
                 "first_seq": first,
@@ -129,6 +139,8 @@ def export_log(session: Session, *, actor: Actor, signing_key: Ed25519PrivateKey
                 "anchor_prev_hash": anchor,
                 "last_hash": last_hash,
                 "events_sha256": events_sha.hexdigest(),
+                "checkpoints_count": checkpoints,
+                "checkpoints_sha256": checkpoints_sha.hexdigest(),
                 "exported_at": timestamp_text(exported_at),
                 "exported_by": {"actor_type": actor.type.value, "actor_id": actor.id},
                 "window": window.as_dict(),

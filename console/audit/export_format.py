@@ -9,6 +9,9 @@ An export is a zip of three members:
   the last row's hash, the SHA-256 of ``events.jsonl``, who exported it, when, for which window,
   and the signing key's fingerprint.
 - ``manifest.sig``: base64 Ed25519 signature over the exact bytes of ``manifest.json``.
+- ``checkpoints.jsonl``: the signed checkpoints (``console.audit.checkpoint_format``) whose row
+  lies in the exported range, one canonical JSON object per line in seq order; the manifest
+  holds its SHA-256 and count. Exports made before checkpoints existed have neither.
 
 Standard library, ``cryptography`` and ``console.audit.chain`` only: the auditors' verifier
 (``console.audit.offline``) runs without a database or an application.
@@ -27,12 +30,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from console.audit.chain import canonical_json, fields_of
+from console.audit.chain import canonical_json, fields_of, timestamp_text
 
 FORMAT = "finci-console-audit-export/1"
 EVENTS_NAME = "events.jsonl"
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
+CHECKPOINTS_NAME = "checkpoints.jsonl"
 MEMBERS = (EVENTS_NAME, MANIFEST_NAME, SIGNATURE_NAME)
 
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -100,19 +104,64 @@ def parse_event_line(line: bytes, number: int) -> ExportedRow:
             raise MalformedExport(f"{where}: {key} is neither text nor null")
     if not (is_hash(value["prev_hash"]) and is_hash(value["hash"])):
         raise MalformedExport(f"{where}: prev_hash and hash must be 64 lowercase hex digits")
-    try:
-        occurred_at = dt.datetime.strptime(value["occurred_at"], _TIMESTAMP).replace(
-            tzinfo=dt.UTC)
-    except ValueError:
-        raise MalformedExport(f"{where}: occurred_at is not a timestamp like "
-                              "2026-11-27T09:30:00.000000Z") from None
     return ExportedRow(
-        seq=value["seq"], occurred_at=occurred_at, actor_type=value["actor_type"],
+        seq=value["seq"], occurred_at=_timestamp(value["occurred_at"], where, "occurred_at"),
+        actor_type=value["actor_type"],
         actor_id=value["actor_id"], action=value["action"], target_type=value["target_type"],
         target_id=value["target_id"], outcome=value["outcome"], source_ip=value["source_ip"],
         request_id=value["request_id"], details=value["details"], prev_hash=value["prev_hash"],
         row_hash=value["hash"],
     )
+
+
+def _timestamp(text: str, where: str, key: str) -> dt.datetime:
+    try:
+        return dt.datetime.strptime(text, _TIMESTAMP).replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise MalformedExport(f"{where}: {key} is not a timestamp like "
+                              "2026-11-27T09:30:00.000000Z") from None
+
+
+# --- checkpoints.jsonl -----------------------------------------------------------------------
+
+CHECKPOINT_KEYS = frozenset({"seq", "hash", "signed_at", "key_id", "signature"})
+
+
+def checkpoint_line(checkpoint) -> bytes:
+    """One signed checkpoint (database row or ORM object) as its checkpoints.jsonl line."""
+    return (canonical_json({"seq": checkpoint.seq, "hash": checkpoint.hash,
+                            "signed_at": timestamp_text(checkpoint.signed_at),
+                            "key_id": checkpoint.key_id, "signature": checkpoint.signature})
+            + "\n").encode()
+
+
+@dataclass(frozen=True)
+class ExportedCheckpoint:
+    """A checkpoint read back from checkpoints.jsonl, as ``checkpoint_problem`` checks it."""
+
+    seq: int
+    hash: str
+    signed_at: dt.datetime
+    key_id: str
+    signature: str
+
+
+def parse_checkpoint_line(line: bytes, number: int) -> ExportedCheckpoint:
+    where = f"{CHECKPOINTS_NAME} line {number}"
+    try:
+        value = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MalformedExport(f"{where} is not valid JSON") from None
+    if not isinstance(value, dict) or set(value) != CHECKPOINT_KEYS:
+        raise MalformedExport(f"{where} is not a checkpoint (expected the keys "
+                              f"{', '.join(sorted(CHECKPOINT_KEYS))})")
+    if not (is_count(value["seq"]) and is_hash(value["hash"])
+            and all(isinstance(value[k], str) for k in ("signed_at", "key_id", "signature"))):
+        raise MalformedExport(f"{where}: seq must be a whole number, hash 64 lowercase hex "
+                              "digits, signed_at, key_id and signature text")
+    return ExportedCheckpoint(seq=value["seq"], hash=value["hash"],
+                              signed_at=_timestamp(value["signed_at"], where, "signed_at"),
+                              key_id=value["key_id"], signature=value["signature"])
 
 
 # --- manifest and signature ------------------------------------------------------------------

@@ -4,12 +4,15 @@
 
 Exit 0: the signature verifies with the given key, and events.jsonl is exactly the signed run of
 the hash chain (every row's hash recomputed, every link checked from the signed anchor to the
-signed last hash). Exit 1: the first problem found (wrong key, changed manifest or signature, a
-changed, missing, inserted or reordered row). Exit 2: the input cannot be read (not a zip, a
+signed last hash), and every checkpoint in checkpoints.jsonl is signed by the same key and names
+the hash of the exported row at its seq. Exit 1: the first problem found (wrong key, changed
+manifest or signature, a changed, missing, inserted or reordered row, a chain rewritten before
+export that no longer matches its checkpoints). Exit 2: the input cannot be read (not a zip, a
 member missing, bad JSON, an unreadable key file).
 
 Imports only the standard library, ``cryptography`` and the chain and file-format modules
-(``console.audit.chain``, ``console.audit.export_format``), which share the hash function and the
+(``console.audit.chain``, ``console.audit.export_format``, ``console.audit.checkpoint_format``),
+which share the hash function and the
 chain walk with the console itself.
 """
 
@@ -35,10 +38,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from console.audit import export_format as fmt
 from console.audit.chain import verify_rows
+from console.audit.checkpoint_format import checkpoint_problem
 
 MAX_MANIFEST_BYTES = 64 * 1024
 MAX_SIGNATURE_BYTES = 1024
 MAX_LINE_BYTES = 16 * 1024 * 1024
+MAX_CHECKPOINTS_BYTES = 16 * 1024 * 1024
 # What a damaged or hostile zip raises while a member is read.
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
                RuntimeError)
@@ -56,7 +61,8 @@ class OfflineReport:
             return {"ok": False, "problem": self.problem, "broken_seq": self.broken_seq}
         keys = ("first_seq", "last_seq", "count", "anchor_prev_hash", "last_hash",
                 "exported_at", "exported_by", "window", "key_id")
-        return {"ok": True, **{key: self.manifest[key] for key in keys}}
+        return {"ok": True, **{key: self.manifest[key] for key in keys},
+                "checkpoints": self.manifest.get("checkpoints_count")}
 
 
 def load_public_key(path: str) -> Ed25519PublicKey:
@@ -98,6 +104,11 @@ def _check_manifest(manifest: dict[str, Any]) -> None:
     for key in ("anchor_prev_hash", "last_hash", "events_sha256"):
         if not fmt.is_hash(manifest.get(key)):
             raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME}: {key} is not a SHA-256 hex digest")
+    if "checkpoints_sha256" in manifest and not (
+            fmt.is_hash(manifest["checkpoints_sha256"])
+            and fmt.is_count(manifest.get("checkpoints_count"))):
+        raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME}: checkpoints_sha256 or "
+                                  "checkpoints_count is malformed")
 
 
 def _event_lines(archive: zipfile.ZipFile) -> Iterator[bytes]:
@@ -154,9 +165,27 @@ def _verify_archive(archive: zipfile.ZipFile, public_key: Ed25519PublicKey) -> O
         return failed(f"the signature does not verify: {fmt.MANIFEST_NAME} or "
                       f"{fmt.SIGNATURE_NAME} was changed after export")
     _check_manifest(manifest)
-    extra = sorted(name for name, n in names.items() if name not in fmt.MEMBERS or n > 1)
+    # Exports from before checkpoints existed have no checkpoints.jsonl (and say so, signed).
+    signed_members = fmt.MEMBERS + ((fmt.CHECKPOINTS_NAME,) if "checkpoints_sha256" in manifest
+                                    else ())
+    extra = sorted(name for name, n in names.items() if name not in signed_members or n > 1)
     if extra:
         return failed(f"the export holds files the signature does not cover: {', '.join(extra)}")
+    checkpoints = []
+    if "checkpoints_sha256" in manifest:
+        if fmt.CHECKPOINTS_NAME not in names:
+            raise fmt.MalformedExport(f"the export has no {fmt.CHECKPOINTS_NAME}")
+        data = _read_member(archive, fmt.CHECKPOINTS_NAME, MAX_CHECKPOINTS_BYTES)
+        if hashlib.sha256(data).hexdigest() != manifest["checkpoints_sha256"]:
+            return failed(f"{fmt.CHECKPOINTS_NAME}: the file differs from the SHA-256 in the "
+                          "manifest (edited after export)")
+        checkpoints = [fmt.parse_checkpoint_line(line, number)
+                       for number, line in enumerate(data.splitlines(keepends=True), 1)]
+        if len(checkpoints) != manifest["checkpoints_count"]:
+            return failed(f"{fmt.CHECKPOINTS_NAME}: {len(checkpoints)} checkpoints, but the "
+                          f"manifest counts {manifest['checkpoints_count']}")
+    checkpointed = {checkpoint.seq for checkpoint in checkpoints}
+    row_hashes: dict[int, str] = {}
 
     # 2. events.jsonl is exactly the signed run of the chain, row by row.
     first, last = manifest["first_seq"], manifest["last_seq"]
@@ -165,7 +194,10 @@ def _verify_archive(archive: zipfile.ZipFile, public_key: Ed25519PublicKey) -> O
     def rows(lines: Iterator[bytes]):
         for number, line in enumerate(lines, 1):
             digest.update(line)
-            yield fmt.parse_event_line(line, number)
+            row = fmt.parse_event_line(line, number)
+            if row.seq in checkpointed:
+                row_hashes[row.seq] = row.row_hash
+            yield row
 
     with closing(_event_lines(archive)) as lines:
         report = verify_rows(rows(lines), first_seq=first, anchor=manifest["anchor_prev_hash"])
@@ -188,6 +220,12 @@ def _verify_archive(archive: zipfile.ZipFile, public_key: Ed25519PublicKey) -> O
     if digest.hexdigest() != manifest["events_sha256"]:
         return failed(where + "the file differs from the SHA-256 in the manifest (edited "
                       "after export)")
+    # 3. The exported rows still have the hashes the console signed at its checkpoints: a chain
+    # rewritten in the database before this export does not.
+    for checkpoint in checkpoints:
+        problem = checkpoint_problem(public_key, checkpoint, row_hashes.get(checkpoint.seq))
+        if problem:
+            return failed(f"{fmt.CHECKPOINTS_NAME}: {problem}", checkpoint.seq)
     return OfflineReport(True, manifest)
 
 
@@ -202,6 +240,8 @@ def _summary(report: OfflineReport) -> str:
         f"  signed by:   {m['key_id']}",
         f"  anchor:      {m['anchor_prev_hash']} (prev_hash of #{m['first_seq']})",
         f"  last hash:   {m['last_hash']}",
+        "  checkpoints: " + (f"{m['checkpoints_count']} verified" if "checkpoints_count" in m
+                             else "none (the export predates checkpoints)"),
     ])
 
 

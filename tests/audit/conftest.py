@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from sqlalchemy import select, text
 
 from console.audit import Actor, AuditAction, record
+from console.audit.chain import GENESIS_HASH, fields_of, row_hash
 from console.audit.export import ExportWindow, export_log
 from console.audit.export_format import public_key_pem
+from console.audit.models import AuditEvent
 from console.audit.settings import AuditSettings
 
 SIGNING_KEY = Ed25519PrivateKey.generate()
@@ -77,3 +80,30 @@ def rewrite(source: Path, target: Path, *, compression=zipfile.ZIP_DEFLATED,
         for name, data in contents.items():
             archive.writestr(name, data)
     return target
+
+
+def lift_guards(session):
+    """Play the attacker with database access: drop the append-only guards (audit_event and
+    audit_checkpoint) inside the test's rolled-back transaction."""
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
+        session.execute(text("ALTER TABLE audit_checkpoint DISABLE TRIGGER USER"))
+    else:
+        for trigger in ("audit_event_no_update", "audit_event_no_delete",
+                        "audit_checkpoint_no_update", "audit_checkpoint_no_delete"):
+            session.execute(text(f"DROP TRIGGER {trigger}"))
+
+
+def rewrite_whole_chain(session, changed_seq=2):
+    """The attacker's rewrite: change one row, recompute every hash with the chain function."""
+    prev = GENESIS_HASH
+    for row in session.execute(select(AuditEvent.__table__).order_by(AuditEvent.seq)).all():
+        fields = fields_of(row)
+        if row.seq == changed_seq:
+            fields["actor_id"] = "mallory"
+        digest = row_hash(prev, fields)
+        session.execute(text("UPDATE audit_event SET actor_id = :a, prev_hash = :p, "
+                             "row_hash = :h WHERE seq = :s"),
+                        {"a": fields["actor_id"], "p": prev, "h": digest, "s": row.seq})
+        prev = digest
+    session.execute(text("UPDATE audit_head SET row_hash = :h"), {"h": prev})

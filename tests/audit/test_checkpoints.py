@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from console.audit import Actor, AuditAction, record
-from console.audit.chain import GENESIS_HASH, fields_of, row_hash
+from console.audit.chain import fields_of, row_hash
 from console.audit.checkpoint_format import checkpoint_problem, sign_checkpoint
 from console.audit.checkpoints import (
     NO_KEY,
@@ -34,6 +34,7 @@ from console.db import utcnow
 from console.scheduler.models import JobStatus
 from console.scheduler.registry import JOBS
 from console.scheduler.runner import run_job
+from tests.audit.conftest import lift_guards, rewrite_whole_chain
 from tests.conftest import make_settings
 
 OTHER_KEY = Ed25519PrivateKey.generate()
@@ -71,33 +72,8 @@ def signed(db_session, signing_key):
     return chain
 
 
-def _lift_guards(session):
-    if session.bind.dialect.name == "postgresql":
-        session.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
-        session.execute(text("ALTER TABLE audit_checkpoint DISABLE TRIGGER USER"))
-    else:
-        for trigger in ("audit_event_no_update", "audit_event_no_delete",
-                        "audit_checkpoint_no_update", "audit_checkpoint_no_delete"):
-            session.execute(text(f"DROP TRIGGER {trigger}"))
-
-
 def _checkpoints(session):
     return session.execute(select(AuditCheckpoint.__table__).order_by(AuditCheckpoint.seq)).all()
-
-
-def _rewrite_whole_chain(session, changed_seq=2):
-    """The attacker's rewrite: change one row, recompute every hash with the chain function."""
-    prev = GENESIS_HASH
-    for row in session.execute(select(AuditEvent.__table__).order_by(AuditEvent.seq)).all():
-        fields = fields_of(row)
-        if row.seq == changed_seq:
-            fields["actor_id"] = "mallory"
-        digest = row_hash(prev, fields)
-        session.execute(text("UPDATE audit_event SET actor_id = :a, prev_hash = :p, "
-                             "row_hash = :h WHERE seq = :s"),
-                        {"a": fields["actor_id"], "p": prev, "h": digest, "s": row.seq})
-        prev = digest
-    session.execute(text("UPDATE audit_head SET row_hash = :h"), {"h": prev})
 
 
 # --- the job -----------------------------------------------------------------------------------
@@ -139,7 +115,7 @@ def test_the_job_refuses_to_vouch_for_rows_that_do_not_link_to_the_last_checkpoi
         chain, signing_key):
     sign_newest(chain, signing_key, NOW)
     _add_rows(chain, 2)
-    _lift_guards(chain)
+    lift_guards(chain)
     chain.execute(text("UPDATE audit_event SET actor_id = 'mallory' WHERE seq = 8"))
     with pytest.raises(CheckpointRefused, match="not signing row 8: row 8 was changed"):
         sign_newest(chain, signing_key, NOW)
@@ -198,8 +174,8 @@ def test_no_checkpoints_yet_is_reported_as_none(chain, signing_key):
 
 
 def test_a_fully_rewritten_chain_passes_the_walk_but_not_the_checkpoints(signed, signing_key):
-    _lift_guards(signed)
-    _rewrite_whole_chain(signed, changed_seq=2)
+    lift_guards(signed)
+    rewrite_whole_chain(signed, changed_seq=2)
     result = verify_log(signed, signing_key.public_key())
     assert result["rows"] == 6 and result["checkpoints"]["status"] == "failed"
     assert not result["ok"] and result["broken_seq"] == 3
@@ -211,7 +187,7 @@ def test_a_rewrite_after_the_last_checkpoint_alone_is_not_caught_by_checkpoints(
         signed, signing_key):
     # The limit of the design, pinned down: rows after the newest checkpoint are vouched for by
     # the chain alone until the next run of the job (which refuses if they do not link).
-    _lift_guards(signed)
+    lift_guards(signed)
     _add_rows(signed, 1)
     prev = signed.get(AuditEvent, 6).row_hash
     row = signed.execute(select(AuditEvent.__table__).where(AuditEvent.seq == 7)).one()
@@ -229,7 +205,7 @@ def test_a_rewrite_after_the_last_checkpoint_alone_is_not_caught_by_checkpoints(
      "checkpoint at row 2: the signature does not verify"),
 ])
 def test_an_edited_checkpoint_is_named(signed, signing_key, statement, problem):
-    _lift_guards(signed)
+    lift_guards(signed)
     signed.execute(text(statement), {"fake": "f" * 64} if ":fake" in statement else {})
     result = verify_log(signed, signing_key.public_key())
     assert not result["ok"] and result["problem"].startswith(problem)
@@ -275,7 +251,7 @@ def test_a_checkpoint_beyond_the_end_of_the_chain_is_named(chain, signing_key):
 
 
 def test_a_broken_chain_is_named_before_the_checkpoints(signed, signing_key):
-    _lift_guards(signed)
+    lift_guards(signed)
     signed.execute(text("UPDATE audit_event SET actor_id = 'mallory' WHERE seq = 2"))
     result = verify_log(signed, signing_key.public_key())
     assert not result["ok"] and result["broken_seq"] == 2 and "changed" in result["problem"]
@@ -352,8 +328,8 @@ def test_cli_verify_without_checkpoints_says_none_yet(cli, chain):
 
 
 def test_cli_verify_exits_1_on_a_rewritten_chain(cli, signed):
-    _lift_guards(signed)
-    _rewrite_whole_chain(signed)
+    lift_guards(signed)
+    rewrite_whole_chain(signed)
     result, document = cli("audit", "verify", "--json")
     assert result.exit_code == 1
     assert document["ok"] is False and document["broken_seq"] == 3

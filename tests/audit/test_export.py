@@ -69,7 +69,9 @@ def test_the_whole_log_is_exported_with_every_hashed_column(db_session, november
                                                             signing_key):
     result = _export(db_session, signing_key)
     contents = _contents(result)
-    assert list(contents) == ["events.jsonl", "manifest.json", "manifest.sig"]
+    assert list(contents) == ["events.jsonl", "checkpoints.jsonl", "manifest.json",
+                              "manifest.sig"]
+    assert contents["checkpoints.jsonl"] == b""
     lines = contents["events.jsonl"].decode().splitlines()
     assert len(lines) == 10
     for line, event in zip(lines, november, strict=True):
@@ -81,6 +83,7 @@ def test_the_whole_log_is_exported_with_every_hashed_column(db_session, november
         "first_seq": november[0].seq, "last_seq": november[-1].seq, "count": 10,
         "anchor_prev_hash": GENESIS_HASH, "last_hash": november[-1].row_hash,
         "events_sha256": hashlib.sha256(contents["events.jsonl"]).hexdigest(),
+        "checkpoints_count": 0, "checkpoints_sha256": hashlib.sha256(b"").hexdigest(),
         "exported_at": manifest["exported_at"],
         "exported_by": {"actor_type": "cli", "actor_id": "exporter"},
         "window": {"since": None, "until": None},
