@@ -26,6 +26,9 @@ class AuditAction(StrEnum):
     AUTH_BREAK_GLASS_LOCK = "auth.break_glass.lock"
     AUTH_BREAK_GLASS_UNLOCK = "auth.break_glass.unlock"
 
+    # Credentials and keys (console.keys)
+    KEYS_STATUS_VIEW = "keys.status.view"
+
     # Flow kill switches
     FLOW_SWITCH_ENABLE = "flows.switch.enable"
     FLOW_SWITCH_DISABLE = "flows.switch.disable"
