@@ -85,6 +85,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from console.auth.routes import bp as auth_bp
         from console.flows.routes import bp as flows_bp
         from console.home.routes import bp as home_bp
+        from console.keys.routes import bp as keys_bp
         from console.pipeline.routes import bp as pipeline_bp
 
         app.register_blueprint(home_bp)
@@ -93,6 +94,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(users_bp)
         app.register_blueprint(flows_bp)
         app.register_blueprint(pipeline_bp)
+        app.register_blueprint(keys_bp)
     # Decisioning: the ingress's decider, the worker's authorization handler, console pages.
     from console.decisioning.port import init_app as init_decisioning
 
