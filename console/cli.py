@@ -152,3 +152,6 @@ def register_commands(app: Flask) -> None:
     from console.cards.commands import cards_group
 
     app.cli.add_command(cards_group)
+    from console.keys.commands import keys_group
+
+    app.cli.add_command(keys_group)
