@@ -40,6 +40,23 @@ def test_scheduler_jobs_lists_every_registered_job(cli):
     result, document = cli("scheduler", "jobs", "--json")
     assert result.exit_code == 0
     assert [job["name"] for job in document["jobs"]] == [job.name for job in JOBS]
+    assert {job["last_summary"] for job in document["jobs"]} == {None}  # never run
+
+
+def test_scheduler_jobs_shows_what_each_job_last_said(cli, db_session):
+    from console.scheduler.models import JobStatus
+
+    db_session.add(JobStatus(name="audit.checkpoint", runs=1, failures=0, last_outcome="success",
+                             last_summary="checkpoints off: AUDIT_EXPORT_SIGNING_KEY is not set"))
+    db_session.flush()
+    result, _ = cli("scheduler", "jobs")
+    lines = result.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("audit.checkpoint"))
+    assert "last: success" in lines[at]
+    assert lines[at + 1].strip() == "checkpoints off: AUDIT_EXPORT_SIGNING_KEY is not set"
+    _, document = cli("scheduler", "jobs", "--json")
+    [job] = [job for job in document["jobs"] if job["name"] == "audit.checkpoint"]
+    assert job["last_summary"].startswith("checkpoints off")
 
 
 def test_demo_seed_is_idempotent_and_reports_json(cli):

@@ -40,8 +40,10 @@ def list_jobs(as_json: bool):
                      "last_outcome": s.last_outcome if s else None,
                      "last_finished_at": s.last_finished_at.isoformat() if s and
                      s.last_finished_at else None,
+                     "last_summary": s.last_summary if s else None,
                      "runs": s.runs if s else 0, "failures": s.failures if s else 0})
     human = "\n".join(f"{r['name']:<28} every {r['every_s']:>6.0f}s  last: "
                       f"{r['last_outcome'] or 'never'}  runs {r['runs']} failures {r['failures']}"
+                      + (f"\n{'':<30}{r['last_summary']}" if r["last_summary"] else "")
                       for r in rows)
     emit(as_json, {"jobs": rows}, human)
