@@ -26,6 +26,7 @@ SHOTS = [
     ("oncall", "/flows/", "kill-switches"),
     ("operator", "/transactions/", "transactions"),
     ("compliance", "/audit/", "audit-log"),
+    ("admin", "/keys/", "credentials-and-keys"),
 ]
 
 
