@@ -17,6 +17,7 @@ from console.audit.export import ExportWindow, export_log
 from console.audit.export_format import public_key_pem
 from console.audit.models import AuditEvent
 from console.audit.settings import AuditSettings
+from tests.conftest import make_settings
 
 SIGNING_KEY = Ed25519PrivateKey.generate()
 
@@ -37,10 +38,11 @@ def public_key_file(tmp_path, signing_key) -> Path:
     return path
 
 
-@pytest.fixture
-def keyed_settings(settings, signing_key):
-    """The app's settings with an export signing key configured."""
-    return settings.replace(audit=AuditSettings(export_signing_key=signing_key))
+def keyed_settings(db_factory, signing_key):
+    """Test settings with an export signing key configured. A module whose app needs the key
+    says ``settings = pytest.fixture(keyed_settings, name="settings")``."""
+    return make_settings(db_factory.shared_url,
+                         audit=AuditSettings(export_signing_key=signing_key))
 
 
 def write_export(result, path: Path) -> Path:

@@ -34,17 +34,13 @@ from console.db import utcnow
 from console.scheduler.models import JobStatus
 from console.scheduler.registry import JOBS
 from console.scheduler.runner import run_job
-from tests.audit.conftest import lift_guards, rewrite_whole_chain
-from tests.conftest import make_settings
+from tests.audit.conftest import keyed_settings, lift_guards, rewrite_whole_chain
 
 OTHER_KEY = Ed25519PrivateKey.generate()
 NOW = dt.datetime(2030, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def settings(db_factory, signing_key):
-    return make_settings(db_factory.shared_url,
-                         audit=AuditSettings(export_signing_key=signing_key))
+settings = pytest.fixture(keyed_settings, name="settings")
 
 
 def _add_rows(session, n):

@@ -17,13 +17,9 @@ from console.audit import Actor, AuditAction, Target, offline, record
 from console.audit.models import AuditEvent
 from console.audit.settings import AuditSettings
 from console.db import utcnow
-from tests.conftest import make_settings
+from tests.audit.conftest import keyed_settings
 
-
-@pytest.fixture
-def settings(db_factory, signing_key):
-    return make_settings(db_factory.shared_url,
-                         audit=AuditSettings(export_signing_key=signing_key))
+settings = pytest.fixture(keyed_settings, name="settings")
 
 
 @pytest.fixture

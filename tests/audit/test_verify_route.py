@@ -13,16 +13,12 @@ from console.audit import Actor, AuditAction, record
 from console.audit.checkpoints import sign_newest
 from console.audit.models import AuditEvent
 from console.audit.settings import AuditSettings
-from tests.audit.conftest import lift_guards, rewrite_whole_chain
-from tests.conftest import make_settings
+from tests.audit.conftest import keyed_settings, lift_guards, rewrite_whole_chain
 
 NOW = dt.datetime(2026, 11, 27, 12, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def settings(db_factory, signing_key):
-    return make_settings(db_factory.shared_url,
-                         audit=AuditSettings(export_signing_key=signing_key))
+settings = pytest.fixture(keyed_settings, name="settings")
 
 
 @pytest.fixture
