@@ -28,8 +28,12 @@ from console.audit.export_format import key_fingerprint
 from console.audit.models import AuditCheckpoint, AuditEvent
 from console.audit.settings import KEY_VARIABLE
 from console.audit.verify import iter_rows, verify_chain
+from console.db import utcnow
 
 NO_KEY = "not checked (no key)"
+# The job signs hourly: events older than this past the newest checkpoint mean it is not
+# running (or has no key), or that checkpoints were deleted. Reported, not a verify failure.
+UNCOVERED_AFTER = dt.timedelta(hours=2)
 
 
 class CheckpointRefused(RuntimeError):
@@ -131,12 +135,30 @@ def verify_checkpoints(session: Session, public_key: Ed25519PublicKey | None,
                             latest_at, key_id)
 
 
-def verify_log(session: Session, public_key: Ed25519PublicKey | None) -> dict[str, Any]:
+def uncovered(session: Session, now: dt.datetime) -> dict[str, Any] | None:
+    """Events older than ``UNCOVERED_AFTER`` that no checkpoint covers yet, or None."""
+    after = session.scalar(select(func.coalesce(func.max(AuditCheckpoint.seq), 0)))
+    count, first, last = session.execute(
+        select(func.count(), func.min(AuditEvent.seq), func.max(AuditEvent.seq))
+        .where(AuditEvent.seq > after, AuditEvent.occurred_at < now - UNCOVERED_AFTER)).one()
+    if not count:
+        return None
+    hours = UNCOVERED_AFTER.total_seconds() / 3600
+    return {"count": count, "first_seq": first, "last_seq": last,
+            "warning": f"{count} events (#{first} to #{last}) older than {hours:.0f} h are not "
+                       "covered by a signed checkpoint: is the scheduler running with the "
+                       "key, or were checkpoints deleted?"}
+
+
+def verify_log(session: Session, public_key: Ed25519PublicKey | None,
+               now: dt.datetime | None = None) -> dict[str, Any]:
     """The chain walk and the checkpoints: the chain report's keys (ok, problem, broken_seq
-    naming the first problem of either) plus ``checkpoints``."""
+    naming the first problem of either) plus ``checkpoints`` (with ``uncovered``: old events
+    past the newest checkpoint, a warning rather than a failure)."""
     chain = verify_chain(session)
     checkpoints = verify_checkpoints(session, public_key)
-    result = chain.as_dict() | {"checkpoints": checkpoints.as_dict()}
+    result = chain.as_dict() | {"checkpoints": checkpoints.as_dict()
+                                | {"uncovered": uncovered(session, now or utcnow())}}
     if chain.ok and not checkpoints.ok:
         result.update(ok=False, broken_seq=checkpoints.seq, problem=checkpoints.problem)
     return result
@@ -159,4 +181,6 @@ def describe(result: dict[str, Any]) -> str:
                 f"{cp['latest_signed_at']} (key {cp['key_id']})")
     else:
         line = f"checkpoints: FAILED after {cp['checked']} verified: {cp['problem']}"
+    if cp["uncovered"]:
+        line += f"\nWARNING: {cp['uncovered']['warning']}"
     return f"{chain}\n{line}"

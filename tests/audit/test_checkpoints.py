@@ -22,6 +22,7 @@ from console.audit.checkpoints import (
     NO_KEY,
     CheckpointRefused,
     checkpoint_job,
+    describe,
     sign_newest,
     verify_checkpoints,
     verify_log,
@@ -156,7 +157,35 @@ def test_an_honest_log_verifies_with_every_checkpoint(signed, signing_key):
     assert result["checkpoints"] == {
         "status": "verified", "count": 2, "checked": 2, "latest_seq": 6,
         "latest_signed_at": "2030-05-01T13:00:00.123456Z",
-        "key_id": key_fingerprint(signing_key.public_key()), "seq": None, "problem": None}
+        "key_id": key_fingerprint(signing_key.public_key()), "seq": None, "problem": None,
+        "uncovered": None}
+
+
+def test_old_events_past_the_newest_checkpoint_are_a_warning_not_a_failure(signed,
+                                                                           signing_key):
+    now = dt.datetime.now(dt.UTC)
+    for hours in (3, 2.5):
+        record(signed, actor=Actor.cli("late"), action=AuditAction.AUDIT_LOG_VIEW,
+               at=now - dt.timedelta(hours=hours))
+    record(signed, actor=Actor.cli("fresh"), action=AuditAction.AUDIT_LOG_VIEW, at=now)
+    signed.flush()
+    result = verify_log(signed, signing_key.public_key(), now=now)
+    assert result["ok"] and result["checkpoints"]["status"] == "verified"
+    uncovered = result["checkpoints"]["uncovered"]
+    assert (uncovered["count"], uncovered["first_seq"], uncovered["last_seq"]) == (2, 7, 8)
+    assert ("WARNING: 2 events (#7 to #8) older than 2 h are not covered by a signed "
+            "checkpoint") in describe(result)
+
+
+def test_deleted_checkpoints_leave_old_events_uncovered(signed, signing_key):
+    lift_guards(signed)
+    signed.execute(text("DELETE FROM audit_checkpoint WHERE seq = 6"))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+    result = verify_log(signed, signing_key.public_key(), now=later)
+    assert result["ok"]  # what is left still verifies: the warning is the only trace
+    uncovered = result["checkpoints"]["uncovered"]
+    assert (uncovered["first_seq"], uncovered["last_seq"]) == (4, 6)
+    assert "were checkpoints deleted?" in uncovered["warning"]
 
 
 def test_without_a_key_checkpoints_are_reported_not_checked(signed):

@@ -66,3 +66,13 @@ def test_without_a_key_the_page_says_checkpoints_were_not_checked(as_compliance,
     app.extensions["settings"] = settings.replace(audit=AuditSettings())
     assert "Signed checkpoints not checked: no signing key is configured (1 stored)" in (
         _verify(as_compliance))
+
+
+def test_old_events_no_checkpoint_covers_are_shown_as_a_warning(as_compliance, checkpointed,
+                                                                db_session):
+    record(db_session, actor=Actor.cli("late"), action=AuditAction.AUDIT_LOG_VIEW,
+           at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=3))
+    db_session.flush()
+    page = _verify(as_compliance)
+    assert "Chain intact" in page
+    assert "flash--warning" in page and "not covered by a signed checkpoint" in page
