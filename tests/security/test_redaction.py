@@ -74,3 +74,26 @@ def test_the_leak_scanner_finds_every_full_card_number_and_reports_it_masked():
     text = ("a 4111 1111 1111 1111 b 5555-5555-5555-4444 c 378282246310005 "
             "d 4111111111111112 e 411111******1111 f 1614265330")
     assert find_pans(text) == ["411111******1111", "555555******4444", "378282*****0005"]
+
+
+def test_a_luhn_valid_run_inside_a_hex_digest_is_not_a_card_number():
+    digest = "ab" + TEST_CARDS[0] + "cd" * 23  # 64 hex characters, like a SHA-256
+    assert len(digest) == 64
+    assert find_pans(digest) == []
+    assert redact_text(f'"file_sha256": "{digest}"') == f'"file_sha256": "{digest}"'
+
+
+def test_a_card_number_next_to_letters_outside_a_digest_is_still_masked():
+    for text in (f"deadbeef{TEST_CARDS[0]}", f"x{TEST_CARDS[0]}y",
+                 f"{'ab' * 20} {TEST_CARDS[0]} {'cd' * 20}", f"{'ab' * 20}-{TEST_CARDS[0]}"):
+        assert find_pans(text) == ["411111******1111"], text
+        assert find_pans(redact_text(text)) == []
+
+
+@given(st.binary(max_size=64))
+def test_digests_are_never_taken_for_card_numbers(data):
+    import hashlib
+
+    for digest in (hashlib.sha256(data).hexdigest(), hashlib.sha512(data).hexdigest().upper()):
+        assert find_pans(digest) == []
+        assert redact_text(digest) == digest
