@@ -29,6 +29,12 @@ def authorization_body(*, token_id: str = TOKEN, amount: int = 1250, currency: s
     return body
 
 
+def sent_now(**fields) -> dict:
+    """An authorization request stamped now, as FINCI stamps what it sends: for tests through
+    the real ingress and clock, where an old ``created_at`` would make our answer "late"."""
+    return authorization_body(created_at=dt.datetime.now(dt.UTC), **fields)
+
+
 def authorization(**kwargs) -> WebhookMessage:
     return parse_message(json.dumps(authorization_body(**kwargs)).encode())
 

@@ -13,7 +13,7 @@ from console.decisioning.models import DecisionRecord
 from console.decisioning.settings import DecisioningSettings
 from console.ingress import services as ingress
 from tests.conftest import make_settings
-from tests.decisioning.helpers import authorization_body, funded_card
+from tests.decisioning.helpers import funded_card, sent_now
 from tests.ingress.helpers import deliver, ingress_settings
 
 BUDGET_S = 0.2
@@ -47,7 +47,7 @@ def test_time_spent_in_the_ingress_counts_against_the_budget(client, db_session,
         return slow_part_of_storing(*args)
 
     monkeypatch.setattr(ingress, "masked_body", stalled)
-    body = authorization_body(amount=2_000)
+    body = sent_now(amount=2_000)
     started = time.monotonic()
     response = deliver(client, body)
     elapsed = time.monotonic() - started
@@ -62,7 +62,7 @@ def test_time_spent_in_the_ingress_counts_against_the_budget(client, db_session,
 
 
 def test_a_prompt_request_keeps_its_budget_and_shows_the_ingress_stage(client, db_session):
-    body = authorization_body(amount=2_000)
+    body = sent_now(amount=2_000)
     assert deliver(client, body).get_json() == {"status": "success"}
     record = _record(db_session, body["id"])
     assert record.reason == "approved"

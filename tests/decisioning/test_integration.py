@@ -20,7 +20,7 @@ from console.ledger.models import Hold
 from console.pipeline.models import MessageEffect
 from console.pipeline.worker import Worker
 from tests.conftest import make_settings
-from tests.decisioning.helpers import authorization_body, funded_card
+from tests.decisioning.helpers import funded_card, sent_now
 from tests.ingress.helpers import deliver, ingress_settings, new_webhook_id
 
 INGRESS = ingress_settings()
@@ -52,13 +52,13 @@ def stored(db_session, finci_id, advice) -> StoredMessage:
 
 def test_a_request_is_answered_from_our_rules_and_stored_with_its_decision(client, card,
                                                                            db_session):
-    body = authorization_body(amount=2_000)
+    body = sent_now(amount=2_000)
     response = deliver(client, body)
     assert response.status_code == 200 and response.get_json() == {"status": "success"}
     message = stored(db_session, body["id"], False)
     assert (message.decision, message.decision_reason) == ("success", "approved")
     assert ledger.balance(db_session, card.account_id).available == 8_000
-    declined = authorization_body(amount=50_000)
+    declined = sent_now(amount=50_000)
     response = deliver(client, declined)
     assert response.get_json() == {"status": "error"}
     assert stored(db_session, declined["id"], False).decision_reason == "insufficient_funds"
@@ -66,7 +66,7 @@ def test_a_request_is_answered_from_our_rules_and_stored_with_its_decision(clien
 
 def test_a_redelivered_request_gets_the_same_answer_and_no_second_hold(client, card,
                                                                        db_session):
-    body = authorization_body(amount=6_000)
+    body = sent_now(amount=6_000)
     webhook_id = new_webhook_id()
     first = deliver(client, body, webhook_id=webhook_id)
     again = deliver(client, body, webhook_id=webhook_id)
@@ -78,7 +78,7 @@ def test_a_redelivered_request_gets_the_same_answer_and_no_second_hold(client, c
 
 def test_the_advice_is_applied_by_the_worker_and_releases_a_declined_hold(client, card,
                                                                           db_session, worker):
-    body = authorization_body(amount=2_000)
+    body = sent_now(amount=2_000)
     deliver(client, body)
     advice = dict(body, advice=True, response_code="InsufficientFunds")
     assert deliver(client, advice).status_code == 200
@@ -111,7 +111,7 @@ def test_a_stalled_database_still_answers_in_time_through_the_ingress(client, ca
                                  "FROM c) SELECT count(*) FROM c"))
 
     monkeypatch.setattr(services, "_usage", stalled)
-    body = authorization_body(amount=100)
+    body = sent_now(amount=100)
     started = time.monotonic()
     response = deliver(client, body)
     elapsed = time.monotonic() - started
