@@ -30,7 +30,7 @@ from console.decisioning.models import DecisionRecord
 from console.finci import card_api
 from console.ingress.models import StoredMessage, WebhookDelivery
 from console.ledger.models import Hold, LedgerEntry, LedgerJournal
-from console.security.redaction import redact_text
+from console.security.redaction import luhn_valid, redact_text
 from console.transactions.models import CardTransaction, TransactionMessage, TransactionPosting
 
 # Card status changes and operator actions this close to a transaction are part of its story.
@@ -394,9 +394,13 @@ _DIGITS = re.compile(r"[0-9 -]{12,23}")
 
 
 def parse_query(text: str | None, amount: str | None = None, day: str | None = None) -> Query:
-    """The search form's fields. A full card number typed in is masked before anything else."""
+    """The search form's fields. A full card number typed in is masked before anything else.
+
+    Only a Luhn-valid number is a card number: FINCI's identifiers are long digit strings too
+    (its published authorization id is ``251001435963146785``, 18 digits) and are searched as
+    typed, or an operator could not trace a transaction by the id FINCI support quotes."""
     text = (text or "").strip()[:220]
-    if _DIGITS.fullmatch(text):
+    if _DIGITS.fullmatch(text) and _is_card_number(text):
         with contextlib.suppress(ValueError):  # not card-shaped after all: searched as typed
             text, _exposed = card_api.mask_card_number(text)
     minor = None
@@ -415,6 +419,11 @@ def parse_query(text: str | None, amount: str | None = None, day: str | None = N
         except ValueError:
             raise QueryInvalid("date must be YYYY-MM-DD") from None
     return Query(redact_text(text), minor, parsed_day)
+
+
+def _is_card_number(text: str) -> bool:
+    digits = text.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
 def masked_pattern(text: str) -> str | None:

@@ -19,6 +19,16 @@ def test_search_finds_the_transaction_and_links_its_timeline(as_viewer, driver, 
     assert 'data-testid="transaction-results"' in fragment.get_data(as_text=True)
 
 
+def test_search_by_finci_numeric_authorization_id_finds_it_as_typed(as_viewer, driver, bodies):
+    # FINCI's published example id: 18 digits, not a card number (not Luhn-valid).
+    driver.run(bodies.request("251001435963146785", 2_500),
+               bodies.advice("251001435963146785", 2_500))
+    page = as_viewer.get("/transactions/?q=251001435963146785")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "No transaction matches" not in html and "251001435963146785" in html
+
+
 def test_useful_empty_states(as_viewer, db_session):
     assert "No transaction matches" in as_viewer.get("/transactions/?q=nope").get_data(
         as_text=True)

@@ -131,3 +131,30 @@ def test_card_status_changes_operator_actions_and_audit_entries_join_the_timelin
     assert by_kind["card.status"].title == "Card status: blocked (webhook)"
     assert any(e.kind == "audit" and e.data["action"] == "cards.status.request"
                for e in built.events)
+
+
+FINCI_EXAMPLE_AUTHORIZATION_ID = "251001435963146785"  # FINCI.md: 18 digits, not Luhn-valid
+
+
+@pytest.fixture
+def numeric_story(driver, bodies, card):
+    driver.run(bodies.request(FINCI_EXAMPLE_AUTHORIZATION_ID, 2_500),
+               bodies.advice(FINCI_EXAMPLE_AUTHORIZATION_ID, 2_500))
+    return driver.transaction(FINCI_EXAMPLE_AUTHORIZATION_ID)
+
+
+def test_finci_numeric_authorization_ids_are_searched_as_typed(db_session, numeric_story):
+    query = timeline.parse_query(FINCI_EXAMPLE_AUTHORIZATION_ID)
+    assert query.text == FINCI_EXAMPLE_AUTHORIZATION_ID
+    assert [t.id for t in timeline.find(db_session, query)] == [numeric_story.id]
+
+
+def test_a_luhn_valid_number_typed_into_the_search_is_still_masked():
+    query = timeline.parse_query("4111 1111 1111 1111")
+    assert "4111111111111111" not in query.text.replace(" ", "").replace("-", "")
+
+
+def test_trace_finds_a_transaction_by_finci_numeric_authorization_id(cli, numeric_story):
+    result, document = cli("trace", FINCI_EXAMPLE_AUTHORIZATION_ID, "--json")
+    assert result.exit_code == 0, result.output
+    assert document["transaction"]["authorization_id"] == FINCI_EXAMPLE_AUTHORIZATION_ID
