@@ -58,6 +58,15 @@ def test_a_well_formed_upstream_request_id_is_kept_and_a_bad_one_replaced(client
     assert replaced != "<script>" and len(replaced) == 24
 
 
+@pytest.mark.parametrize("card_like", ["4111111111111111", "4111-1111-1111-1111",
+                                       "req-4111.1111.1111.1111", "x_4111_1111_1111_1111",
+                                       "2510014359631467"])
+def test_an_upstream_request_id_that_could_hold_a_card_number_is_replaced(client, card_like):
+    # It would be written into the append-only audit log, where it could never be masked.
+    replaced = client.get("/healthz", headers={"X-Request-Id": card_like}).headers["X-Request-Id"]
+    assert replaced != card_like and len(replaced) == 24
+
+
 def test_hsts_can_be_switched_off_for_plain_http_development(settings, test_database):
     from console import create_app
 
