@@ -1,17 +1,30 @@
 """gunicorn settings for the console (`gunicorn -c gunicorn.conf.py wsgi:app`).
 
 Environment: CONSOLE_BIND (default 127.0.0.1:8443), TLS_CERT_FILE + TLS_KEY_FILE (serve HTTPS
-directly; leave unset behind a TLS-terminating proxy), WEB_CONCURRENCY, WEB_THREADS.
+directly; leave unset behind a TLS-terminating proxy), WEB_CONCURRENCY, WEB_THREADS,
+CONSOLE_REQUEST_READ_TIMEOUT (seconds a request may take to arrive; slower clients get a 408),
+CONSOLE_CONTROL_SOCKET (this instance's gunicornc socket; none when unset).
 The startup checks (environment stamp, migration head) run once in the master, before forking.
 """
 
 import os
 
 from console.observability.logging import logging_config
+from console.serving.limits import ServingLimits
+from console.settings import ConfigError
+
+try:
+    ServingLimits.from_env(os.environ)  # each worker reads it again; refuse a bad value here
+except ConfigError as error:
+    raise SystemExit(f"configuration error: {error}") from None
 
 bind = os.environ.get("CONSOLE_BIND", "127.0.0.1:8443")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+# gthread's loop, but a request reaches a thread only once it has fully arrived (TLS handshake,
+# headers and body buffered in the loop under a deadline): slow clients cannot hold the threads.
+worker_class = "console.serving.worker.BufferingThreadWorker"
+# Connections one worker buffers or keeps alive; the threads serve only complete requests.
+worker_connections = 1000
 threads = int(os.environ.get("WEB_THREADS", "8"))
 # Authorization answers must leave within FINCI's 3 s; nothing legitimate runs this long.
 timeout = 30
@@ -24,6 +37,14 @@ limit_request_field_size = 8190
 # X-Forwarded-* is interpreted by the app (ProxyFix with CONSOLE_TRUSTED_PROXY_COUNT) only.
 forwarded_allow_ips = ""
 proxy_allow_ips = ""
+
+# gunicorn's control socket (for `gunicornc`) defaults to one path per user, shared by every
+# instance on the machine, so a second console would take over the first one's. It is off unless
+# CONSOLE_CONTROL_SOCKET names this instance's own path (created mode 0600).
+control_socket_disable = not os.environ.get("CONSOLE_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["CONSOLE_CONTROL_SOCKET"]
+    control_socket_mode = 0o600
 
 certfile = os.environ.get("TLS_CERT_FILE") or None
 keyfile = os.environ.get("TLS_KEY_FILE") or None

@@ -113,6 +113,12 @@ def _float(environ, name, default, *, minimum, maximum):
     return value
 
 
+def max_form_bytes(environ: Mapping[str, str]) -> int:
+    """CONSOLE_MAX_FORM_BYTES: the largest form body the console reads (the server uses it too)."""
+    return _int(environ, "CONSOLE_MAX_FORM_BYTES", 1024 * 1024, minimum=1024,
+                maximum=16 * 1024 * 1024)
+
+
 def _bool(environ, name, default):
     raw = _read(environ, name)
     if raw is None or raw == "":
@@ -226,9 +232,7 @@ class Settings:
             database_url=database_url,
             serve=_choice(env, "CONSOLE_SERVE", Serve, Serve.ALL),
             trusted_proxy_count=_int(env, "CONSOLE_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5),
-            max_form_bytes=_int(
-                env, "CONSOLE_MAX_FORM_BYTES", 1024 * 1024, minimum=1024, maximum=16 * 1024 * 1024
-            ),
+            max_form_bytes=max_form_bytes(env),
             db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT", 1, minimum=1, maximum=30),
             db_pool_timeout_s=_float(env, "DB_POOL_TIMEOUT", 1.0, minimum=0.1, maximum=30),
             db_pool_size=_int(env, "DB_POOL_SIZE", 5, minimum=1, maximum=100),

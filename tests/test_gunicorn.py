@@ -1,7 +1,9 @@
 """The console as production runs it: gunicorn, TLS, startup checks in the master process."""
 
+import stat
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -70,3 +72,31 @@ def test_configuration_errors_are_one_clear_line(initialised):
     assert result.returncode != 0
     assert "configuration error: CONSOLE_ENVIRONMENT='staging' is not valid" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_no_control_socket_is_shared_between_instances_unless_one_is_named(initialised,
+                                                                           tmp_path):
+    # gunicorn's default is one socket per user ($HOME/.gunicorn/gunicorn.ctl): two consoles on
+    # one machine would share it and `gunicornc` would reach whichever started last.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in initialised.items() if k != "XDG_RUNTIME_DIR"}
+    env["HOME"] = str(home)
+    with Gunicorn(env):
+        assert not (home / ".gunicorn").exists()
+    named = tmp_path / "console-a.ctl"
+    with Gunicorn(dict(env, CONSOLE_CONTROL_SOCKET=str(named))) as server:
+        deadline = time.monotonic() + 10
+        while not named.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert named.is_socket(), server.output()[-2000:]
+        assert stat.S_IMODE(named.stat().st_mode) == 0o600
+    assert not (home / ".gunicorn").exists()
+
+
+def test_a_bad_request_read_timeout_stops_gunicorn_with_one_line(initialised):
+    server = Gunicorn(dict(initialised, CONSOLE_REQUEST_READ_TIMEOUT="forever"), startup_timeout=20)
+    with pytest.raises(RuntimeError) as refused:
+        server.start()
+    assert "configuration error: CONSOLE_REQUEST_READ_TIMEOUT='forever' is not a number" in str(
+        refused.value)

@@ -1,0 +1,1 @@
+"""How the console is served: request framing and the gunicorn worker that buffers slow clients."""
