@@ -51,7 +51,7 @@ from console.ingress.models import (
 )
 from console.ingress.settings import IngressSettings
 from console.ingress.verify import Source
-from console.security.redaction import redact_text, redact_value
+from console.security.redaction import redact_json, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +94,11 @@ def business_key(message: WebhookMessage) -> str:
 
 
 def masked_body(body: bytes, message: WebhookMessage) -> tuple[str, bool]:
-    """The body to store: the original text with card numbers masked, still valid JSON."""
+    """The body to store: the original text with card numbers masked, still valid JSON. Only
+    signature verification sees the original bytes; they are never stored unmasked."""
     text = body.decode("utf-8")  # parse_message has already proved it is UTF-8
-    masked = redact_text(text)
-    if masked == text:
-        return text, False
-    try:
-        json.loads(masked)
-    except ValueError:
-        # A card number as a bare JSON number masks to invalid JSON: store the parsed document
-        # with the number masked as a string instead.
-        masked = json.dumps(redact_value(message.raw), ensure_ascii=False)
-    return masked, True
+    masked = redact_json(text, message.raw)
+    return masked, masked != text
 
 
 _MESSAGES = StoredMessage.__table__

@@ -6,6 +6,7 @@ import hashlib
 import json
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import false, select
 from sqlalchemy.exc import OperationalError
 
@@ -68,6 +69,26 @@ def test_a_card_number_as_a_bare_json_number_is_stored_as_valid_masked_json(clie
     assert client.post(WEBHOOK_PATH, data=raw, headers=signed(raw)[1]).status_code == 200
     [stored] = messages(db_session)
     assert json.loads(stored.body)["card_reference"] == "411111******1111"
+
+
+@pytest.mark.parametrize("written", [
+    b'4111111111111111.0', b'4.111111111111111e15', b'4111111111111111E0',
+    b'"\\u0034111111111111111"', b'"\\u0034111\\t1111\\u00a01111 1111"',
+    b'"4111\\/1111\\/1111\\/1111"',
+])
+def test_a_card_number_in_any_json_spelling_is_never_stored(client, db_session, written):
+    # Escapes and floats decode to a card number the raw text does not show as one.
+    raw = encode(message()).replace(b'"card_reference": "4111111111111111"',
+                                    b'"card_reference": ' + written)
+    assert written in raw
+    assert client.post(WEBHOOK_PATH, data=raw, headers=signed(raw)[1]).status_code == 200
+    [stored] = messages(db_session)
+    assert stored.body_masked is True
+    assert find_pans(stored.body) == []
+    document = json.loads(stored.body)
+    assert find_pans(json.dumps(document, ensure_ascii=False)) == []
+    assert document["card_reference"] == "411111******1111"
+    assert stored.body_sha256 == hashlib.sha256(raw).hexdigest()
 
 
 def test_the_same_delivery_twice_is_one_message_two_deliveries_same_answer(client, db_session):
