@@ -165,7 +165,7 @@ def _headers_of_interest() -> dict[str, str]:
             value = value[:_HEADER_VALUE_MAX]
             if not value.isascii() or not value.isprintable():
                 value = "".join(c if " " <= c <= "~" else "?" for c in value)
-            kept[name] = services.redact_text(value)
+            kept[name] = services.redact_identifier(value)
     signature = request.headers.get(contract.HEADER_WEBHOOK_SIGNATURE, "")
     # Which signature versions were offered, not the signatures themselves.
     kept["webhook-signature"] = " ".join(

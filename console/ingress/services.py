@@ -51,7 +51,7 @@ from console.ingress.models import (
 )
 from console.ingress.settings import IngressSettings
 from console.ingress.verify import Source
-from console.security.redaction import redact_json, redact_text
+from console.security.redaction import redact_identifier, redact_json
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,11 @@ class Stored:
 
 def business_key(message: WebhookMessage) -> str:
     """``type|request|id``, ``type|advice|id`` or ``type|-|id``: unambiguous because ``type``
-    cannot contain ``|`` and the id comes last (B.2: a request and its advice share ``id``)."""
+    cannot contain ``|`` and the id comes last (B.2: a request and its advice share ``id``).
+    Stored and shown, so card numbers in it are masked like every identifier column."""
     message_type, finci_id, advice = message.business_key
     tag = "-" if advice is None else ("advice" if advice else "request")
-    return f"{message_type}|{tag}|{finci_id}"
+    return redact_identifier(f"{message_type}|{tag}|{finci_id}")
 
 
 def masked_body(body: bytes, message: WebhookMessage) -> tuple[str, bool]:
@@ -206,11 +207,13 @@ def _store(connection: Connection, delivery: Delivery, message: WebhookMessage,
     is_request = session is not None
     accepted = int(contract.IngressAnswer.ACCEPTED)
     safe = decisioning_port.Answer.safe_default(settings.safe_default.value, "pending")
+    # Identifier columns are shown to every viewer: card numbers in them are masked here, once.
+    webhook_id = redact_identifier(delivery.webhook_id)
     message_row = {
-        "webhook_id": delivery.webhook_id, "business_key": key, "type": message.type,
-        "known_type": message.known_type, "finci_id": message.id,
+        "webhook_id": webhook_id, "business_key": key, "type": redact_identifier(message.type),
+        "known_type": message.known_type, "finci_id": redact_identifier(message.id),
         "advice": message.advice if message.type == contract.MessageType.AUTHORIZATION else None,
-        "token_id": message.token_id, "finci_created_at": message.created_at,
+        "token_id": redact_identifier(message.token_id), "finci_created_at": message.created_at,
         "webhook_timestamp": delivery.webhook_timestamp, "received_at": delivery.received_at,
         "body": body_text, "body_sha256": digest, "body_masked": was_masked,
         "source_ip": delivery.source.client_ip, "verified_by": delivery.verified_by,
@@ -220,7 +223,7 @@ def _store(connection: Connection, delivery: Delivery, message: WebhookMessage,
         "next_attempt_at": delivery.received_at,
     }
     delivery_row = {
-        "webhook_id": delivery.webhook_id, "received_at": delivery.received_at,
+        "webhook_id": webhook_id, "received_at": delivery.received_at,
         "disposition": Disposition.FIRST, "body_sha256": digest,
         "webhook_timestamp": delivery.webhook_timestamp, "source_ip": delivery.source.client_ip,
         "peer_ip": delivery.source.peer_ip, "verified_by": delivery.verified_by,
@@ -247,7 +250,7 @@ def _store(connection: Connection, delivery: Delivery, message: WebhookMessage,
                 "message_id": message_id, "answer_body": answer_body.decode(),
                 "decision": answer.status, "decision_reason": answer.reason})
     else:
-        winner = _winner(connection, delivery.webhook_id, key)
+        winner = _winner(connection, webhook_id, key)
         message_id = winner.id
         if winner.body_sha256 == digest:
             disposition = Disposition.DUPLICATE
@@ -297,9 +300,10 @@ def record_rejection(database: Database, *, reason: str, status: int, source: So
     try:
         with database.transaction() as session:
             session.connection().execute(_INSERT_REJECTION, dict(
-                received_at=received_at, reason=reason[:48], detail=(detail or None),
+                received_at=received_at, reason=reason[:48],
+                detail=redact_identifier(detail or None),
                 http_status=status, source_ip=source.client_ip, peer_ip=source.peer_ip,
-                webhook_id=redact_text(webhook_id) if webhook_id else None,
+                webhook_id=redact_identifier(webhook_id or None),
             ))
     except SQLAlchemyError as exc:
         log.error("could not record a refused delivery: %s", type(exc).__name__)

@@ -109,6 +109,14 @@ def find_pans(text: str) -> list[str]:
             for _start, _end, digits in _pans_of(match)]
 
 
+def redact_identifier(value: str | None) -> str | None:
+    """An identifier as it is stored and shown (webhook ids, FINCI ids, business keys, token ids,
+    message types, the key a refused body repeated): any card number in it masked at write time,
+    since every viewer sees these columns. Anything else stays as typed, so FINCI's numeric ids
+    (``251001435963146785`` fails the Luhn check) remain readable and searchable."""
+    return None if value is None else redact_text(value)
+
+
 def _number_digits(value: int | float) -> str | None:
     """The digits of a JSON number that could be a card number: an integer, or a float whose
     value is one (``4111111111111111.0``, ``4.111111111111111e15``)."""

@@ -91,6 +91,35 @@ def test_a_card_number_in_any_json_spelling_is_never_stored(client, db_session, 
     assert stored.body_sha256 == hashlib.sha256(raw).hexdigest()
 
 
+def test_card_numbers_in_identifier_columns_are_masked_when_stored(client, db_session):
+    # Every viewer sees these columns (deliveries type filter, dead letters, message pages).
+    body = message("authorization", id_=f"fin-{TEST_PANS[0]}", token_id=f"tok_{TEST_PANS[1]}")
+    raw, headers = signed(body, webhook_id=f"msg_{TEST_PANS[2]}")
+    assert client.post(WEBHOOK_PATH, data=raw, headers=headers).status_code == 200
+    unknown = message(type_=f"x.{TEST_PANS[0]}")
+    assert client.post(WEBHOOK_PATH, data=encode(unknown),
+                       headers=signed(unknown)[1]).status_code == 200
+    first, second = messages(db_session)
+    for stored in (first, second):
+        for column in ("webhook_id", "finci_id", "business_key", "token_id", "type"):
+            assert find_pans(str(getattr(stored, column))) == [], column
+    assert (first.finci_id, first.token_id) == ("fin-411111******1111", "tok_555555******4444")
+    assert first.business_key == "authorization|request|fin-411111******1111"
+    assert second.type == "x.411111******1111"
+    assert [find_pans(d.webhook_id) for d in deliveries(db_session)] == [[], []]
+    # The same delivery again is still recognised as a duplicate by its masked identity.
+    assert client.post(WEBHOOK_PATH, data=raw, headers=headers).status_code == 200
+    assert [d.disposition for d in deliveries(db_session)] == ["first", "first", "duplicate"]
+
+
+def test_finci_numeric_ids_that_are_no_card_numbers_are_stored_as_typed(client, db_session):
+    body = message("authorization", id_="251001435963146785")  # FINCI's example: not Luhn-valid
+    assert client.post(WEBHOOK_PATH, data=encode(body), headers=signed(body)[1]).status_code == 200
+    [stored] = messages(db_session)
+    assert stored.finci_id == "251001435963146785"
+    assert stored.business_key == "authorization|request|251001435963146785"
+
+
 def test_the_same_delivery_twice_is_one_message_two_deliveries_same_answer(client, db_session):
     raw, headers = signed(message())
     first = client.post(WEBHOOK_PATH, data=raw, headers=headers)
