@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             x_proto=settings.trusted_proxy_count, x_host=settings.trusted_proxy_count)
 
     console_logging.install_redaction_everywhere()
-    request_ids.init_app(app)
+    request_ids.init_app(app, trusted_proxy_count=settings.trusted_proxy_count)
     query_masking.init_app(app)
     headers.init_app(app, hsts=settings.hsts)
     csrf.init_app(app, exempt_blueprints=MACHINE_BLUEPRINTS)
