@@ -22,6 +22,8 @@ _CANDIDATE = re.compile(rf"(?<![0-9])(?:[0-9]{_GAP}?){{12,18}}[0-9](?![0-9])")
 # search for it (no lookarounds, no variable repetition) rules out almost all text cheaply.
 _THIRTEEN_DIGITS = re.compile(rf"[0-9](?:{_GAP}?[0-9]){{12}}")
 _RUN = re.compile(r"[0-9]+")
+# Where a JSON number may be written as a float (4111111111111111.0, 4.111111111111111e15).
+_NON_INTEGER_NUMBER = re.compile(r"[0-9][.eE]")
 _HEX = frozenset("0123456789abcdefABCDEF")
 # MD5, SHA-1, SHA-224, SHA-256, SHA-384, SHA-512 in hex (a UUID without dashes is 32 too).
 _DIGEST_LENGTHS = frozenset({32, 40, 56, 64, 96, 128})
@@ -164,6 +166,10 @@ def redact_json(text: str, document: Any) -> str:
     it decodes to still holds a card number (written with escapes, ``"\\u0034111…"``, or as a
     float, ``4.111111111111111e15``), the redacted document is stored re-serialized instead."""
     masked = redact_text(text)
+    if masked == text and "\\" not in text and _NON_INTEGER_NUMBER.search(text) is None:
+        # Without escapes every string decodes to the text written, and every integer is its
+        # digits: masking the text has seen all there is (the ingress hot path stops here).
+        return text
     try:
         decoded = document if masked == text else json.loads(masked)
     except ValueError:

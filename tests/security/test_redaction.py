@@ -193,3 +193,16 @@ def test_redact_json_keeps_the_original_text_when_masking_it_is_enough_or_nothin
     assert redact_json(text, json.loads(text)) == '{"z": "card 411111******1111",  "a": 1.50}'
     clean = '{"z": "card",  "a": 1.50}'
     assert redact_json(clean, json.loads(clean)) is clean
+
+
+def test_redact_json_returns_plain_text_without_escapes_or_floats_untouched():
+    text = '{"id": "fin_1", "amount": 1250, "created_at": "2026-11-27T08:00:00Z"}'
+    assert redact_json(text, {}) is text  # the document is not even walked
+
+
+def test_identifiers_are_masked_only_where_they_hold_a_card_number():
+    from console.security.redaction import redact_identifier
+
+    assert redact_identifier("msg_4111111111111111") == "msg_411111******1111"
+    assert redact_identifier("251001435963146785") == "251001435963146785"  # FINCI's id
+    assert redact_identifier(None) is None
