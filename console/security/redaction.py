@@ -70,6 +70,21 @@ def _in_digest(text: str, start: int, end: int) -> bool:
             and not _word_character(text, left - 1) and not _word_character(text, right))
 
 
+# The stars of a number masked already (411111******1111, 4111-11**-****-1111), next to a
+# candidate or one separator away.
+_MASK_BEFORE = re.compile(r"\*\*[-. ]?\Z")
+_MASK_AFTER = re.compile(r"[-. ]?\*\*")
+
+
+def _beside_a_mask(match: re.Match[str]) -> bool:
+    """The candidate's first or last digits are the kept end of a masked number: joined with
+    the digits next to them they would read as a new card number ("2026-11-27 411111******"),
+    and masking would never be done. Such a candidate is checked run by run instead."""
+    text = match.string
+    return (_MASK_BEFORE.search(text, max(0, match.start() - 3), match.start()) is not None
+            or _MASK_AFTER.match(text, match.end()) is not None)
+
+
 def _pans_of(match: re.Match[str]) -> list[tuple[int, int, str]]:
     """The card numbers a candidate holds, as (start, end, digits) within ``match.string``."""
     text, start = match.group(0), match.start()
@@ -79,7 +94,7 @@ def _pans_of(match: re.Match[str]) -> list[tuple[int, int, str]]:
             return [(start, match.end(), text)]
         return []
     digits = "".join(run.group(0) for run in runs)
-    if text.count(".") != 1 and is_card_number(digits):
+    if text.count(".") != 1 and not _beside_a_mask(match) and is_card_number(digits):
         return [(start, match.end(), digits)]
     # Each run between separators is bounded by non-digits, like a candidate of its own.
     return [(start + run.start(), start + run.end(), run.group(0)) for run in runs
