@@ -24,8 +24,10 @@ answer is stored with the message and decisioning never runs twice for one messa
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -85,13 +87,23 @@ class Stored:
     message_id: int
 
 
-def business_key(message: WebhookMessage) -> str:
+def business_key(message: WebhookMessage, identity_key: bytes) -> str:
     """``type|request|id``, ``type|advice|id`` or ``type|-|id``: unambiguous because ``type``
     cannot contain ``|`` and the id comes last (B.2: a request and its advice share ``id``).
-    Stored and shown, so card numbers in it are masked like every identifier column."""
+
+    Stored and shown, so a card number in it is masked like every identifier column. Masking
+    could make two identities equal (ids with the same first six and last four digits) and turn
+    the second message into a conflict that is never applied; a keyed fingerprint of the
+    original (``~`` and 16 base32 characters, HMAC with ``identity_key``) keeps them apart
+    without storing it. Only masked keys carry one: FINCI's own ids stay as typed."""
     message_type, finci_id, advice = message.business_key
     tag = "-" if advice is None else ("advice" if advice else "request")
-    return redact_identifier(f"{message_type}|{tag}|{finci_id}")
+    key = f"{message_type}|{tag}|{finci_id}"
+    masked = redact_identifier(key)
+    if masked == key:
+        return key
+    fingerprint = hmac.new(identity_key, key.encode(), hashlib.sha256).digest()[:10]
+    return f"{masked}~{base64.b32encode(fingerprint).decode().lower()}"
 
 
 def masked_body(body: bytes, message: WebhookMessage) -> tuple[str, bool]:
@@ -185,9 +197,10 @@ def _core_transaction(database: Database) -> Iterator[Connection]:
 
 
 def store(database: Database, delivery: Delivery, message: WebhookMessage,
-          settings: IngressSettings) -> Stored:
+          settings: IngressSettings, *, identity_key: bytes) -> Stored:
+    """``identity_key``: the secret for business-key fingerprints (see ``business_key``)."""
     digest = hashlib.sha256(delivery.body).hexdigest()
-    key = business_key(message)
+    key = business_key(message, identity_key)
     try:
         if message.is_authorization_request:
             # Decisioning works with an ORM Session (and may write its own records in it).

@@ -104,12 +104,30 @@ def test_card_numbers_in_identifier_columns_are_masked_when_stored(client, db_se
         for column in ("webhook_id", "finci_id", "business_key", "token_id", "type"):
             assert find_pans(str(getattr(stored, column))) == [], column
     assert (first.finci_id, first.token_id) == ("fin-411111******1111", "tok_555555******4444")
-    assert first.business_key == "authorization|request|fin-411111******1111"
+    assert first.business_key.startswith("authorization|request|fin-411111******1111~")
     assert second.type == "x.411111******1111"
     assert [find_pans(d.webhook_id) for d in deliveries(db_session)] == [[], []]
     # The same delivery again is still recognised as a duplicate by its masked identity.
     assert client.post(WEBHOOK_PATH, data=raw, headers=headers).status_code == 200
     assert [d.disposition for d in deliveries(db_session)] == ["first", "first", "duplicate"]
+
+
+def test_two_ids_that_mask_alike_are_still_two_messages(client, db_session):
+    # Same first six and last four digits: masked, their business keys would be equal and the
+    # second message a conflict, never applied.
+    for finci_id in ("4111111111111111", "4111110000091111"):
+        body = message("authorization", id_=finci_id)
+        raw, headers = signed(body)
+        assert client.post(WEBHOOK_PATH, data=raw, headers=headers).status_code == 200
+    first, second = messages(db_session)
+    assert first.finci_id == second.finci_id == "411111******1111"
+    assert first.business_key != second.business_key
+    assert [d.disposition for d in deliveries(db_session)] == ["first", "first"]
+    assert find_pans(first.business_key + " " + second.business_key) == []
+    # A retry under a new webhook-id is still recognised by its business identity.
+    retry, headers = signed(body)
+    assert client.post(WEBHOOK_PATH, data=retry, headers=headers).status_code == 200
+    assert [d.disposition for d in deliveries(db_session)][-1] == "duplicate"
 
 
 def test_finci_numeric_ids_that_are_no_card_numbers_are_stored_as_typed(client, db_session):
