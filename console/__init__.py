@@ -17,7 +17,7 @@ from console.db import Database
 from console.htmx import htmx
 from console.observability import logging as console_logging
 from console.observability import request_ids
-from console.security import csrf, headers, permissions
+from console.security import csrf, headers, permissions, query_masking
 from console.settings import Serve, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             x_proto=settings.trusted_proxy_count, x_host=settings.trusted_proxy_count)
 
     console_logging.install_redaction_everywhere()
-    request_ids.init_app(app)
+    request_ids.init_app(app, trusted_proxy_count=settings.trusted_proxy_count)
+    query_masking.init_app(app)
     headers.init_app(app, hsts=settings.hsts)
     csrf.init_app(app, exempt_blueprints=MACHINE_BLUEPRINTS)
     permissions.init_app(app)

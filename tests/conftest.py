@@ -1,6 +1,7 @@
 """Shared fixtures: real databases (SQLite and PostgreSQL, schema by `alembic upgrade head`),
 each test inside a rolled-back transaction, an app wired to it, and the card-number scanner that
-fails the run if any full card number reaches a log line or a response.
+fails the run if any full card number reaches a log line, a response or (PostgreSQL, scanned at
+the end of the run) a table.
 
 CONSOLE_TEST_DATABASES selects backends (default "sqlite,postgresql"); CONSOLE_TEST_PG_URL points
 at a PostgreSQL server where the suite may create and drop its own databases.
@@ -149,6 +150,25 @@ class DatabaseFactory:
         admin.dispose()
         return PG_SERVER.rsplit("/", 1)[0] + "/" + name
 
+    def scan_for_card_numbers(self, scanner: PanScanner) -> None:
+        """QUALITY.md: no full card number in any table dump. Every PostgreSQL database the run
+        created (committed data stays in them until the end) is scanned before it is dropped."""
+        from tests.support.database_scan import scan_database
+
+        if self.backend == "sqlite":
+            return
+        admin = _pg_admin_engine()
+        with admin.connect() as connection:
+            existing = set(connection.scalars(text("SELECT datname FROM pg_database")))
+        admin.dispose()
+        for name in (n for n in self.created if n in existing):  # some tests drop their own
+            engine = make_engine(PG_SERVER.rsplit("/", 1)[0] + "/" + name)
+            try:
+                for where, pan in scan_database(engine):
+                    scanner.hits.append((f"{name}:{where}", pan))
+            finally:
+                engine.dispose()
+
     def drop_all(self) -> None:
         if self.backend == "sqlite":
             return
@@ -168,6 +188,7 @@ def database_factories(tmp_path_factory) -> Iterator[dict[str, DatabaseFactory]]
     for engine in _ENGINES.values():
         engine.dispose()
     for factory in _FACTORIES.values():
+        factory.scan_for_card_numbers(PAN_SCANNER)
         factory.drop_all()
 
 

@@ -6,7 +6,6 @@ from flask import (
     Blueprint,
     abort,
     current_app,
-    make_response,
     redirect,
     render_template,
     request,
@@ -24,7 +23,6 @@ from console.htmx import htmx
 from console.security.permissions import Permission, require
 from console.transactions import timeline
 from console.transactions.models import CardTransaction
-from console.transactions.routes import masked_search_url
 from console.unit_of_work import request_session
 from console.web_actor import current_actor
 
@@ -46,9 +44,6 @@ def _lifecycle():
 def index():
     session = request_session()
     text = timeline.parse_query(request.args.get("q", "")[:100]).text  # a full number masked
-    masked_url = masked_search_url("cards.index", text)
-    if masked_url and not htmx:
-        return redirect(masked_url, 303)
     query = select(Card).order_by(Card.updated_at.desc(), Card.id.desc()).limit(PAGE)
     if text:
         masked = timeline.masked_pattern(text) or text
@@ -61,10 +56,7 @@ def index():
     context = {"cards": session.scalars(query).all(), "text": text, "status": status,
                "attention": actions.attention(session, 20)}
     if htmx and htmx.target == "card-rows":
-        response = make_response(render_template("cards/_partials/_rows.html", **context))
-        if masked_url:
-            response.headers["HX-Push-Url"] = masked_url
-        return response
+        return render_template("cards/_partials/_rows.html", **context)
     return render_template("cards/index.html", **context)
 
 

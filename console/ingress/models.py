@@ -4,7 +4,7 @@ Idempotency lives in the database: ``webhook_id`` and ``business_key`` are both 
 ``webhook_message``, so however many deliveries race, one message row exists and only that row
 is ever processed. Deliveries (duplicates included) are appended to ``webhook_delivery``.
 
-Bodies are stored with card numbers masked (``console.security.redaction.redact_text``): test
+Bodies are stored with card numbers masked (``console.security.redaction.redact_json``): test
 fixtures carry card numbers on purpose and no table may hold a full one. Duplicate and conflict
 detection therefore compares ``body_sha256``, the hash of the ORIGINAL bytes as signed, never the
 stored text. The stored body cannot be re-verified against the signature (it is not the signed

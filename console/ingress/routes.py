@@ -14,6 +14,8 @@ one, so a flood cannot turn into a flood of database writes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -81,6 +83,12 @@ def _settings() -> IngressSettings:
     return current_app.extensions["settings"].ingress
 
 
+def _identity_key() -> bytes:
+    # Derived from the app's secret key, never the key itself (it also signs sessions).
+    secret = current_app.extensions["settings"].secret_key.encode()
+    return hmac.new(secret, b"ingress business-key fingerprint", hashlib.sha256).digest()
+
+
 def _json(status: int, body: bytes | None = None) -> Response:
     if body is None:
         body = json.dumps({"status": "error", "error": _ANSWERS.get(status, "error")}).encode()
@@ -125,7 +133,8 @@ def receive():
         verified_by=verified.secret_fingerprint, source=source, headers=_headers_of_interest(),
         received_at=g.ingress_received_at, arrived=arrived)
     try:
-        stored = services.store(database(), delivery, message, settings)
+        stored = services.store(database(), delivery, message, settings,
+                                identity_key=_identity_key())
     except services.StorageUnavailable as exc:
         log.error("webhook not stored, answering 503: %s", exc)
         response = _json(503)
@@ -165,7 +174,7 @@ def _headers_of_interest() -> dict[str, str]:
             value = value[:_HEADER_VALUE_MAX]
             if not value.isascii() or not value.isprintable():
                 value = "".join(c if " " <= c <= "~" else "?" for c in value)
-            kept[name] = services.redact_text(value)
+            kept[name] = services.redact_identifier(value)
     signature = request.headers.get(contract.HEADER_WEBHOOK_SIGNATURE, "")
     # Which signature versions were offered, not the signatures themselves.
     kept["webhook-signature"] = " ".join(

@@ -24,8 +24,10 @@ answer is stored with the message and decisioning never runs twice for one messa
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -51,7 +53,7 @@ from console.ingress.models import (
 )
 from console.ingress.settings import IngressSettings
 from console.ingress.verify import Source
-from console.security.redaction import redact_text, redact_value
+from console.security.redaction import redact_identifier, redact_json
 
 log = logging.getLogger(__name__)
 
@@ -85,27 +87,31 @@ class Stored:
     message_id: int
 
 
-def business_key(message: WebhookMessage) -> str:
+def business_key(message: WebhookMessage, identity_key: bytes) -> str:
     """``type|request|id``, ``type|advice|id`` or ``type|-|id``: unambiguous because ``type``
-    cannot contain ``|`` and the id comes last (B.2: a request and its advice share ``id``)."""
+    cannot contain ``|`` and the id comes last (B.2: a request and its advice share ``id``).
+
+    Stored and shown, so a card number in it is masked like every identifier column. Masking
+    could make two identities equal (ids with the same first six and last four digits) and turn
+    the second message into a conflict that is never applied; a keyed fingerprint of the
+    original (``~`` and 16 base32 characters, HMAC with ``identity_key``) keeps them apart
+    without storing it. Only masked keys carry one: FINCI's own ids stay as typed."""
     message_type, finci_id, advice = message.business_key
     tag = "-" if advice is None else ("advice" if advice else "request")
-    return f"{message_type}|{tag}|{finci_id}"
+    key = f"{message_type}|{tag}|{finci_id}"
+    masked = redact_identifier(key)
+    if masked == key:
+        return key
+    fingerprint = hmac.new(identity_key, key.encode(), hashlib.sha256).digest()[:10]
+    return f"{masked}~{base64.b32encode(fingerprint).decode().lower()}"
 
 
 def masked_body(body: bytes, message: WebhookMessage) -> tuple[str, bool]:
-    """The body to store: the original text with card numbers masked, still valid JSON."""
+    """The body to store: the original text with card numbers masked, still valid JSON. Only
+    signature verification sees the original bytes; they are never stored unmasked."""
     text = body.decode("utf-8")  # parse_message has already proved it is UTF-8
-    masked = redact_text(text)
-    if masked == text:
-        return text, False
-    try:
-        json.loads(masked)
-    except ValueError:
-        # A card number as a bare JSON number masks to invalid JSON: store the parsed document
-        # with the number masked as a string instead.
-        masked = json.dumps(redact_value(message.raw), ensure_ascii=False)
-    return masked, True
+    masked = redact_json(text, message.raw)
+    return masked, masked != text
 
 
 _MESSAGES = StoredMessage.__table__
@@ -191,9 +197,10 @@ def _core_transaction(database: Database) -> Iterator[Connection]:
 
 
 def store(database: Database, delivery: Delivery, message: WebhookMessage,
-          settings: IngressSettings) -> Stored:
+          settings: IngressSettings, *, identity_key: bytes) -> Stored:
+    """``identity_key``: the secret for business-key fingerprints (see ``business_key``)."""
     digest = hashlib.sha256(delivery.body).hexdigest()
-    key = business_key(message)
+    key = business_key(message, identity_key)
     try:
         if message.is_authorization_request:
             # Decisioning works with an ORM Session (and may write its own records in it).
@@ -213,11 +220,13 @@ def _store(connection: Connection, delivery: Delivery, message: WebhookMessage,
     is_request = session is not None
     accepted = int(contract.IngressAnswer.ACCEPTED)
     safe = decisioning_port.Answer.safe_default(settings.safe_default.value, "pending")
+    # Identifier columns are shown to every viewer: card numbers in them are masked here, once.
+    webhook_id = redact_identifier(delivery.webhook_id)
     message_row = {
-        "webhook_id": delivery.webhook_id, "business_key": key, "type": message.type,
-        "known_type": message.known_type, "finci_id": message.id,
+        "webhook_id": webhook_id, "business_key": key, "type": redact_identifier(message.type),
+        "known_type": message.known_type, "finci_id": redact_identifier(message.id),
         "advice": message.advice if message.type == contract.MessageType.AUTHORIZATION else None,
-        "token_id": message.token_id, "finci_created_at": message.created_at,
+        "token_id": redact_identifier(message.token_id), "finci_created_at": message.created_at,
         "webhook_timestamp": delivery.webhook_timestamp, "received_at": delivery.received_at,
         "body": body_text, "body_sha256": digest, "body_masked": was_masked,
         "source_ip": delivery.source.client_ip, "verified_by": delivery.verified_by,
@@ -227,7 +236,7 @@ def _store(connection: Connection, delivery: Delivery, message: WebhookMessage,
         "next_attempt_at": delivery.received_at,
     }
     delivery_row = {
-        "webhook_id": delivery.webhook_id, "received_at": delivery.received_at,
+        "webhook_id": webhook_id, "received_at": delivery.received_at,
         "disposition": Disposition.FIRST, "body_sha256": digest,
         "webhook_timestamp": delivery.webhook_timestamp, "source_ip": delivery.source.client_ip,
         "peer_ip": delivery.source.peer_ip, "verified_by": delivery.verified_by,
@@ -254,7 +263,7 @@ def _store(connection: Connection, delivery: Delivery, message: WebhookMessage,
                 "message_id": message_id, "answer_body": answer_body.decode(),
                 "decision": answer.status, "decision_reason": answer.reason})
     else:
-        winner = _winner(connection, delivery.webhook_id, key)
+        winner = _winner(connection, webhook_id, key)
         message_id = winner.id
         if winner.body_sha256 == digest:
             disposition = Disposition.DUPLICATE
@@ -304,9 +313,10 @@ def record_rejection(database: Database, *, reason: str, status: int, source: So
     try:
         with database.transaction() as session:
             session.connection().execute(_INSERT_REJECTION, dict(
-                received_at=received_at, reason=reason[:48], detail=(detail or None),
+                received_at=received_at, reason=reason[:48],
+                detail=redact_identifier(detail or None),
                 http_status=status, source_ip=source.client_ip, peer_ip=source.peer_ip,
-                webhook_id=redact_text(webhook_id) if webhook_id else None,
+                webhook_id=redact_identifier(webhook_id or None),
             ))
     except SQLAlchemyError as exc:
         log.error("could not record a refused delivery: %s", type(exc).__name__)

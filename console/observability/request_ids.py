@@ -20,12 +20,24 @@ def new_request_id() -> str:
     return base64.b32encode(os.urandom(15)).decode().lower()
 
 
-def init_app(app: Flask) -> None:
+def _through_trusted_proxies(trusted_proxy_count: int) -> bool:
+    """The request came through the reverse proxies the deployment declares in front of us
+    (``CONSOLE_TRUSTED_PROXY_COUNT``, the setting ProxyFix trusts): each adds a hop to
+    X-Forwarded-For. Without them any client could name its own request in the audit log."""
+    if not trusted_proxy_count:
+        return False
+    hops = request.headers.get("X-Forwarded-For", "").split(",")
+    return sum(1 for hop in hops if hop.strip()) >= trusted_proxy_count
+
+
+def init_app(app: Flask, *, trusted_proxy_count: int = 0) -> None:
     @app.before_request
     def _assign():
-        # Accept an upstream proxy's id only when it is well-formed; never trust it blindly.
+        # Accept an upstream id only from our trusted proxies, and only when it is well-formed:
+        # never trust it blindly.
         incoming = request.headers.get("X-Request-Id", "")
-        acceptable = (_ACCEPTABLE.fullmatch(incoming)
+        acceptable = (incoming and _through_trusted_proxies(trusted_proxy_count)
+                      and _ACCEPTABLE.fullmatch(incoming)
                       and _CARD_LENGTH_DIGITS.search(incoming) is None)
         g.request_id = incoming if acceptable else new_request_id()
 

@@ -6,7 +6,6 @@ from flask import (
     Blueprint,
     abort,
     current_app,
-    make_response,
     redirect,
     render_template,
     request,
@@ -47,29 +46,13 @@ def index():
                                      request.args.get("date"))
     except timeline.QueryInvalid as invalid:
         query, error = timeline.Query(), str(invalid)
-    masked_url = masked_search_url("transactions.index", query.text)
-    if masked_url and not htmx:
-        return redirect(masked_url, 303)
     results = None if query.empty else timeline.find(session, query)
     context = {"query": query, "results": results, "error": error, "args": request.args,
                "attention": timeline.attention(session, 20) if query.empty else [],
                "states": timeline.counts_by_state(session)}
     if htmx and htmx.target == "transaction-results":
-        response = make_response(render_template("transactions/_partials/_results.html",
-                                                 **context))
-        if masked_url:
-            response.headers["HX-Push-Url"] = masked_url
-        return response
+        return render_template("transactions/_partials/_results.html", **context)
     return render_template("transactions/index.html", **context)
-
-
-def masked_search_url(endpoint: str, searched: str) -> str | None:
-    """When a full card number was typed into a search (``q``), the same search's URL with it
-    masked, so only the masked form stays in the address bar and history; else None."""
-    typed = request.args.get("q", "").strip()
-    if not typed or typed == searched:
-        return None
-    return url_for(endpoint, **{**request.args.to_dict(), "q": searched})
 
 
 def _timeline_context(transaction_id: int, error: str | None = None) -> dict:

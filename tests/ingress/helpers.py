@@ -28,6 +28,11 @@ def ingress_settings(**overrides) -> IngressSettings:
     return IngressSettings(**values)
 
 
+# The business-key fingerprint secret for tests that call ingress.store directly (the route
+# derives it from the app's SECRET_KEY).
+IDENTITY_KEY = b"test-identity-key"
+
+
 def new_webhook_id() -> str:
     # Letters only after the prefix: hex or decimal ids can contain Luhn-valid digit runs, which
     # the suite's card-number scanner would (rightly) flag wherever they are shown.

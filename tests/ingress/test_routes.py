@@ -21,6 +21,7 @@ from tests.ingress.helpers import (
     SECRET,
     WEBHOOK_PATH,
     deliver,
+    encode,
     ingress_settings,
     message,
     new_webhook_id,
@@ -443,6 +444,17 @@ def test_a_card_number_in_a_rejected_webhook_id_is_masked(client, clock, db_sess
     headers["webhook-signature"] = "v1," + "A" * 43 + "="
     client.post(WEBHOOK_PATH, data=raw, headers=headers)
     assert find_pans(only_rejection(db_session).webhook_id) == []
+
+
+def test_a_card_number_as_a_repeated_key_name_is_masked_in_the_rejection(client, clock,
+                                                                         db_session):
+    raw = encode(message()).replace(b'{"type"', b'{"4111111111111111": 1, "4111111111111111": 2, '
+                                    b'"type"', 1)
+    response = client.post(WEBHOOK_PATH, data=raw, headers=signed(raw, timestamp=int(clock.now))[1])
+    assert response.status_code == 400
+    rejection = only_rejection(db_session)
+    assert rejection.reason == "body_duplicate_key"
+    assert rejection.detail == "411111******1111"
 
 
 def test_recorded_headers_keep_only_printable_ascii(client, clock, db_session):

@@ -6,6 +6,7 @@ import hashlib
 import json
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import false, select
 from sqlalchemy.exc import OperationalError
 
@@ -68,6 +69,73 @@ def test_a_card_number_as_a_bare_json_number_is_stored_as_valid_masked_json(clie
     assert client.post(WEBHOOK_PATH, data=raw, headers=signed(raw)[1]).status_code == 200
     [stored] = messages(db_session)
     assert json.loads(stored.body)["card_reference"] == "411111******1111"
+
+
+@pytest.mark.parametrize("written", [
+    b'4111111111111111.0', b'4.111111111111111e15', b'4111111111111111E0',
+    b'"\\u0034111111111111111"', b'"\\u0034111\\t1111\\u00a01111 1111"',
+    b'"4111\\/1111\\/1111\\/1111"',
+])
+def test_a_card_number_in_any_json_spelling_is_never_stored(client, db_session, written):
+    # Escapes and floats decode to a card number the raw text does not show as one.
+    raw = encode(message()).replace(b'"card_reference": "4111111111111111"',
+                                    b'"card_reference": ' + written)
+    assert written in raw
+    assert client.post(WEBHOOK_PATH, data=raw, headers=signed(raw)[1]).status_code == 200
+    [stored] = messages(db_session)
+    assert stored.body_masked is True
+    assert find_pans(stored.body) == []
+    document = json.loads(stored.body)
+    assert find_pans(json.dumps(document, ensure_ascii=False)) == []
+    assert document["card_reference"] == "411111******1111"
+    assert stored.body_sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_card_numbers_in_identifier_columns_are_masked_when_stored(client, db_session):
+    # Every viewer sees these columns (deliveries type filter, dead letters, message pages).
+    body = message("authorization", id_=f"fin-{TEST_PANS[0]}", token_id=f"tok_{TEST_PANS[1]}")
+    raw, headers = signed(body, webhook_id=f"msg_{TEST_PANS[2]}")
+    assert client.post(WEBHOOK_PATH, data=raw, headers=headers).status_code == 200
+    unknown = message(type_=f"x.{TEST_PANS[0]}")
+    assert client.post(WEBHOOK_PATH, data=encode(unknown),
+                       headers=signed(unknown)[1]).status_code == 200
+    first, second = messages(db_session)
+    for stored in (first, second):
+        for column in ("webhook_id", "finci_id", "business_key", "token_id", "type"):
+            assert find_pans(str(getattr(stored, column))) == [], column
+    assert (first.finci_id, first.token_id) == ("fin-411111******1111", "tok_555555******4444")
+    assert first.business_key.startswith("authorization|request|fin-411111******1111~")
+    assert second.type == "x.411111******1111"
+    assert [find_pans(d.webhook_id) for d in deliveries(db_session)] == [[], []]
+    # The same delivery again is still recognised as a duplicate by its masked identity.
+    assert client.post(WEBHOOK_PATH, data=raw, headers=headers).status_code == 200
+    assert [d.disposition for d in deliveries(db_session)] == ["first", "first", "duplicate"]
+
+
+def test_two_ids_that_mask_alike_are_still_two_messages(client, db_session):
+    # Same first six and last four digits: masked, their business keys would be equal and the
+    # second message a conflict, never applied.
+    for finci_id in ("4111111111111111", "4111110000091111"):
+        body = message("authorization", id_=finci_id)
+        raw, headers = signed(body)
+        assert client.post(WEBHOOK_PATH, data=raw, headers=headers).status_code == 200
+    first, second = messages(db_session)
+    assert first.finci_id == second.finci_id == "411111******1111"
+    assert first.business_key != second.business_key
+    assert [d.disposition for d in deliveries(db_session)] == ["first", "first"]
+    assert find_pans(first.business_key + " " + second.business_key) == []
+    # A retry under a new webhook-id is still recognised by its business identity.
+    retry, headers = signed(body)
+    assert client.post(WEBHOOK_PATH, data=retry, headers=headers).status_code == 200
+    assert [d.disposition for d in deliveries(db_session)][-1] == "duplicate"
+
+
+def test_finci_numeric_ids_that_are_no_card_numbers_are_stored_as_typed(client, db_session):
+    body = message("authorization", id_="251001435963146785")  # FINCI's example: not Luhn-valid
+    assert client.post(WEBHOOK_PATH, data=encode(body), headers=signed(body)[1]).status_code == 200
+    [stored] = messages(db_session)
+    assert stored.finci_id == "251001435963146785"
+    assert stored.business_key == "authorization|request|251001435963146785"
 
 
 def test_the_same_delivery_twice_is_one_message_two_deliveries_same_answer(client, db_session):

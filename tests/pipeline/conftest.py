@@ -13,7 +13,13 @@ from console.ingress.verify import Source
 from console.pipeline.models import MessageEffect, ProcessingAttempt
 from console.pipeline.worker import Worker
 from tests.conftest import make_settings
-from tests.ingress.helpers import encode, ingress_settings, message, new_webhook_id
+from tests.ingress.helpers import (
+    IDENTITY_KEY,
+    encode,
+    ingress_settings,
+    message,
+    new_webhook_id,
+)
 
 PIPELINE = ingress_settings(max_attempts=3, backoff_base_s=10.0, backoff_max_s=100.0,
                             batch_size=10, lease_s=30.0, poll_interval_s=0.01,
@@ -88,7 +94,7 @@ def store(test_database, pipeline_settings, clock):
             verified_by="test", source=Source("127.0.0.1", "127.0.0.1", False),
             headers={}, received_at=clock())
         return ingress.store(test_database, delivery, parse_message(raw),
-                             pipeline_settings).message_id
+                             pipeline_settings, identity_key=IDENTITY_KEY).message_id
     return _store
 
 

@@ -25,7 +25,14 @@ from console.ingress import services as ingress
 from console.ingress.models import MessageStatus, StoredMessage
 from console.ingress.verify import Source
 from console.pipeline.models import MessageEffect, Outcome, ProcessingAttempt
-from tests.ingress.helpers import SECRET, TEST_PANS, ingress_settings, new_webhook_id, signed
+from tests.ingress.helpers import (
+    IDENTITY_KEY,
+    SECRET,
+    TEST_PANS,
+    ingress_settings,
+    new_webhook_id,
+    signed,
+)
 from tests.pipeline.process_handlers import TYPE
 from tests.support.servers import ROOT, Gunicorn, console_env
 
@@ -201,7 +208,7 @@ def _store_messages(url: str, count: int) -> None:
                 webhook_id=new_webhook_id(), webhook_timestamp=int(time.time()), body=raw,
                 verified_by=SECRET.fingerprint, source=Source("127.0.0.1", "127.0.0.1", False),
                 headers={}, received_at=utcnow()),
-                parse_message(raw), settings)
+                parse_message(raw), settings, identity_key=IDENTITY_KEY)
     finally:
         database.dispose()
 

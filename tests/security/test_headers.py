@@ -51,19 +51,46 @@ def test_each_response_gets_its_own_nonce(client):
     assert first != second
 
 
-def test_a_well_formed_upstream_request_id_is_kept_and_a_bad_one_replaced(client):
-    assert client.get("/healthz", headers={"X-Request-Id": "abc-12345678"}).headers[
+@pytest.fixture
+def behind_proxy(settings, test_database):
+    """A console deployed behind one trusted reverse proxy (CONSOLE_TRUSTED_PROXY_COUNT=1)."""
+    from console import create_app
+
+    app = create_app(settings.replace(trusted_proxy_count=1), database=test_database)
+    return app.test_client()
+
+
+def _through_proxy(request_id: str) -> dict:
+    return {"X-Request-Id": request_id, "X-Forwarded-For": "203.0.113.7"}
+
+
+def test_a_well_formed_request_id_from_a_trusted_proxy_is_kept_and_a_bad_one_replaced(
+        behind_proxy):
+    assert behind_proxy.get("/healthz", headers=_through_proxy("abc-12345678")).headers[
         "X-Request-Id"] == "abc-12345678"
-    replaced = client.get("/healthz", headers={"X-Request-Id": "<script>"}).headers["X-Request-Id"]
+    replaced = behind_proxy.get("/healthz", headers=_through_proxy("<script>")).headers[
+        "X-Request-Id"]
     assert replaced != "<script>" and len(replaced) == 24
+
+
+def test_a_request_id_from_a_client_is_never_taken(client, behind_proxy):
+    # No trusted proxies configured: whoever connects is the client.
+    direct = client.get("/healthz", headers=_through_proxy("abc-12345678"))
+    assert direct.headers["X-Request-Id"] != "abc-12345678"
+    assert len(direct.headers["X-Request-Id"]) == 24
+    # Proxies configured, but this request did not come through them.
+    bypassed = behind_proxy.get("/healthz", headers={"X-Request-Id": "abc-12345678"})
+    assert bypassed.headers["X-Request-Id"] != "abc-12345678"
 
 
 @pytest.mark.parametrize("card_like", ["4111111111111111", "4111-1111-1111-1111",
                                        "req-4111.1111.1111.1111", "x_4111_1111_1111_1111",
                                        "2510014359631467"])
-def test_an_upstream_request_id_that_could_hold_a_card_number_is_replaced(client, card_like):
+def test_an_upstream_request_id_that_could_hold_a_card_number_is_replaced(behind_proxy,
+                                                                           card_like):
     # It would be written into the append-only audit log, where it could never be masked.
-    replaced = client.get("/healthz", headers={"X-Request-Id": card_like}).headers["X-Request-Id"]
+    replaced = behind_proxy.get("/healthz", headers=_through_proxy(card_like)).headers[
+        "X-Request-Id"]
     assert replaced != card_like and len(replaced) == 24
 
 

@@ -29,7 +29,13 @@ from console.pipeline.worker import Worker
 from console.transactions import settings as lifecycle_settings
 from console.transactions.models import CardTransaction
 from console.transactions.settings import LifecycleSettings
-from tests.ingress.helpers import encode, ingress_settings, message, new_webhook_id
+from tests.ingress.helpers import (
+    IDENTITY_KEY,
+    encode,
+    ingress_settings,
+    message,
+    new_webhook_id,
+)
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 PIPELINE = ingress_settings(max_attempts=3, batch_size=200, lease_s=60.0, poll_interval_s=0.01)
@@ -117,7 +123,8 @@ class Driver:
             verified_by="test", source=Source("127.0.0.1", "127.0.0.1", False), headers={},
             received_at=dt.datetime.now(dt.UTC))
         with decisioning_port.using(answer_authorization):
-            return ingress.store(self.database, delivery, parse_message(raw), PIPELINE)
+            return ingress.store(self.database, delivery, parse_message(raw), PIPELINE,
+                                 identity_key=IDENTITY_KEY)
 
     def process(self):
         handlers.load()
