@@ -32,8 +32,8 @@ _ASCII_INTEGER = re.compile(r"[0-9]{1,19}")
 _ASCII_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ASCII_INSTANT = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?")
-# Major units with at most two decimals (a dot or a comma): "12", "12.5", "12,50".
-_ASCII_AMOUNT = re.compile(r"([0-9]{1,18})(?:[.,]([0-9]{1,2}))?")
+# Major units with at most two decimals (a dot or a comma): "12", "12.5", "12,50", ".5".
+_ASCII_AMOUNT = re.compile(r"(?=[.,]?[0-9])([0-9]{0,18})(?:[.,]([0-9]{1,2}))?")
 _FORM_MIMETYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
@@ -41,7 +41,7 @@ class ParameterInvalid(BadRequest, ValueError):
     """A 400 that names the parameter; also a ValueError, for callers that collect problems."""
 
     def __init__(self, name: str, reason: str):
-        self.name = name
+        self.parameter = name
         self.reason = reason
         super().__init__(description=f"{name} {reason}")
 
@@ -117,9 +117,9 @@ def amount(name: str, raw: str | None) -> int | None:
         return None
     match = _ASCII_AMOUNT.fullmatch(value)
     if match is None:
-        raise ParameterInvalid(name, "must be a positive number with at most two decimals, "
-                                     "like 12.50")
-    minor = int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
+        raise ParameterInvalid(name, "must be a number like 12.50 (positive, at most two "
+                                     "decimals)")
+    minor = int(match[1] or "0") * 100 + int((match[2] or "0").ljust(2, "0"))
     if minor > AMOUNT_MAX_MINOR_UNITS:
         raise ParameterInvalid(name, "is larger than any amount FINCI can send")
     return minor
