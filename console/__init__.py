@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from console import errors, navigation, unit_of_work
+from console import errors, navigation, request_params, unit_of_work
 from console.auth import access as auth_access
 from console.db import Database
 from console.htmx import htmx
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     console_logging.install_redaction_everywhere()
     request_ids.init_app(app, trusted_proxy_count=settings.trusted_proxy_count)
+    request_params.init_app(app)  # before csrf and permissions: see refuse_nul_characters
     query_masking.init_app(app)
     headers.init_app(app, hsts=settings.hsts)
     csrf.init_app(app, exempt_blueprints=MACHINE_BLUEPRINTS)

@@ -6,7 +6,7 @@ import datetime as dt
 
 from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
 
-from console import navigation
+from console import navigation, request_params
 from console.audit.actions import AuditAction, Outcome
 from console.audit.checkpoints import NO_KEY, verify_log
 from console.audit.export import ExportNotConfigured, ExportRefused, ExportWindow, export_log
@@ -29,13 +29,7 @@ def _on_register(state):
 
 
 def _date(name: str, source=None) -> dt.datetime | None:
-    raw = (request.args if source is None else source).get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return dt.datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=dt.UTC)
-    except ValueError:
-        abort(400, description=f"{name} must be a date like 2026-11-27")
+    return request_params.day_start(name, (request.args if source is None else source).get(name))
 
 
 def _text(name: str) -> str | None:
@@ -49,14 +43,11 @@ def _criteria() -> AuditFilter:
     outcome = _text("outcome")
     if outcome and outcome not in {o.value for o in Outcome}:
         abort(400, description="outcome must be success, failure or denied")
-    before = request.args.get("before", "").strip()
-    if before and not before.isdigit():
-        abort(400, description="before must be a sequence number")
     until = _date("until")
     return AuditFilter(
         actor=_text("actor"), action=_text("action"), target=_text("target"), outcome=outcome,
         since=_date("since"), until=until + dt.timedelta(days=1) if until else None,
-        before_seq=int(before) if before else None,
+        before_seq=request_params.integer("before", request.args.get("before")),
     )
 
 

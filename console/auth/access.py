@@ -4,6 +4,7 @@ the rest of the console uses (``permission_enforcer``, ``permission_checker``,
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import flask_login
@@ -20,6 +21,9 @@ from console.security.headers import allow_form_action
 from console.security.permissions import Permission
 from console.settings import Settings
 from console.unit_of_work import keep_on_error, request_session
+
+# C0 controls, DEL and the C1 controls: never part of a path anyone links to.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def server_session() -> ServerSession | None:
@@ -47,11 +51,13 @@ def granted_permissions() -> frozenset[Permission]:
 
 
 def safe_next(value: str | None) -> str:
-    """Only same-site paths: ``next`` must never send a user to another host."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
+    """Only same-site paths: ``next`` must never send a user to another host. Control
+    characters (CR, LF, tab, NUL...) are refused outright: URL parsers and browsers drop some of
+    them (a tab between two slashes makes ``//evil``, another host) and a Location header cannot
+    carry CR or LF at all. What is left, one leading slash and no control characters, has no
+    scheme and no host by construction."""
+    if (not value or not value.startswith("/") or value.startswith("//") or "\\" in value
+            or _CONTROL.search(value)):
         return "/"
     return value
 

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from console import request_params
 from console.audit import Actor, AuditAction, Target, record
 from console.db import utcnow
 from console.decisioning.models import RuleConfigVersion
@@ -267,12 +268,16 @@ def parse_limit_lines(text: str, problems: list[str]) -> list[dict[str, Any]]:
         parts = line.split("#", 1)[0].split()
         if not parts:
             continue
-        if len(parts) not in (4, 5) or not parts[3].isdigit():
+        try:
+            amount = request_params.integer("amount", parts[3]) if len(parts) in (4, 5) else None
+        except request_params.ParameterInvalid:
+            amount = None
+        if amount is None:
             problems.append(f"limits line {number}: expected 'scope period currency amount "
-                            "[target]'")
+                            "[target]' (amount in minor units, e.g. 50000)")
             continue
         row: dict[str, Any] = {"scope": parts[0].lower(), "period": parts[1].lower(),
-                               "currency": parts[2].upper(), "max_amount": int(parts[3])}
+                               "currency": parts[2].upper(), "max_amount": amount}
         if len(parts) == 5:
             row["target"] = parts[4]
         rows.append(row)
@@ -284,11 +289,13 @@ def document_from_form(form) -> dict[str, Any]:
     problems: list[str] = []
 
     def number(name: str) -> int | None:
-        raw = (form.get(name) or "").strip()
-        if not raw.isdigit() or len(raw) > 9:
+        try:
+            value = request_params.integer(name, form.get(name), maximum=999_999_999)
+        except request_params.ParameterInvalid:
+            value = None
+        if value is None:
             problems.append(f"{name}: must be a whole number")
-            return None
-        return int(raw)
+        return value
 
     document = {
         "balance_enabled": form.get("balance_enabled") == "on",

@@ -11,7 +11,7 @@ import datetime as dt
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from console import navigation
+from console import navigation, request_params
 from console.db import utcnow
 from console.decisioning import queries
 from console.decisioning.config import (
@@ -89,13 +89,10 @@ def _criteria() -> queries.DecisionFilter:
     outcome = _text("outcome")
     if outcome and outcome not in {"divergent", "pending", *(o.value for o in AdviceOutcome)}:
         abort(400, description="unknown advice outcome")
-    before = _text("before")
-    if before and not before.isdigit():
-        abort(400, description="before must be a decision number")
     return queries.DecisionFilter(
         answer=answer, reason=reason, defaults_only=request.args.get("defaults") == "1",
         token_id=_text("token"), authorization_id=_text("authorization"), outcome=outcome,
-        before_id=int(before) if before else None)
+        before_id=request_params.integer("before", _text("before")))
 
 
 def _rows_context(criteria: queries.DecisionFilter, endpoint: str) -> dict:
@@ -176,14 +173,14 @@ def rules():
 @require(Permission.MANAGE_SETTINGS)
 def update_rules():
     session = request_session()
-    expected = request.form.get("version", "")
-    if not expected.isdigit():
+    expected = request_params.integer("version", request.form.get("version"))
+    if expected is None:
         abort(400, description="version is required")
     try:
         document = document_from_form(request.form)
         config = save_config(session, current_actor(), document,
                              reason=request.form.get("reason", ""),
-                             expected_version=int(expected))
+                             expected_version=expected)
     except ConfigInvalid as invalid:
         return _rules_page(invalid.problems, request.form, 422)
     except ConfigConflict as conflict:

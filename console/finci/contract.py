@@ -45,8 +45,13 @@ WEBHOOK_MAX_BODY_BYTES: Final = 262_144
 # Our own messages nest two levels (body -> merchant); 32 leaves room for FINCI's future fields
 # while keeping recursion in the JSON parser and the validator shallow.
 WEBHOOK_MAX_JSON_DEPTH: Final = 32
-# Amounts are stored as signed 64-bit integers; anything larger cannot be a real amount.
-AMOUNT_MAX_MINOR_UNITS: Final = 2**63 - 1
+# B.3 (assumption; the portal states no maximum): no single amount exceeds 999,999,999,999
+# minor units (almost 10 billion in a two-decimal currency, far above any card payment). Amounts
+# live in signed 64-bit columns, and holds, balances and spend totals add them up: one amount
+# near 2^63 was accepted here and then overflowed when posted (a message acknowledged to FINCI
+# but never applied). With this bound about 9 million maximal amounts fit in one sum. Refused
+# at the edge (400, nothing stored), and the console's amount filters use the same bound.
+AMOUNT_MAX_MINOR_UNITS: Final = 999_999_999_999
 # An unknown message type is stored and shown to operators, so its name is confined to a
 # harmless charset (no control characters, no markup).
 UNKNOWN_TYPE_PATTERN: Final = r"[A-Za-z0-9_.:-]{1,64}"

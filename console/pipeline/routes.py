@@ -13,7 +13,7 @@ import datetime as dt
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from console import navigation
+from console import navigation, request_params
 from console.htmx import htmx
 from console.ingress.models import Disposition, MessageStatus
 from console.pipeline import handlers, replay, services
@@ -58,17 +58,7 @@ def _text(name: str, source=None) -> str | None:
 
 
 def _instant(name: str, source=None, *, end: bool = False) -> dt.datetime | None:
-    raw = _text(name, source)
-    if raw is None:
-        return None
-    for pattern in ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
-        try:
-            value = dt.datetime.strptime(raw, pattern).replace(tzinfo=dt.UTC)
-        except ValueError:
-            continue
-        # A bare date as the end of a range means "through that day".
-        return value + dt.timedelta(days=1) if end and pattern == "%Y-%m-%d" else value
-    abort(400, description=f"{name} must be a date (2026-11-27) or time (2026-11-27T08:00), UTC")
+    return request_params.instant(name, _text(name, source), end=end)
 
 
 def _choice(name: str, allowed, source=None) -> str | None:
@@ -79,12 +69,7 @@ def _choice(name: str, allowed, source=None) -> str | None:
 
 
 def _int(name: str, source=None) -> int | None:
-    value = _text(name, source)
-    if value is None:
-        return None
-    if not value.isdigit() or len(value) > 18:
-        abort(400, description=f"{name} must be a number")
-    return int(value)
+    return request_params.integer(name, _text(name, source))
 
 
 # --- deliveries ---------------------------------------------------------------------------------

@@ -18,12 +18,13 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from console import request_params
 from console.audit.models import AuditEvent
 from console.cards.models import Card, CardAction, CardStatusChange
 from console.decisioning.models import DecisionRecord
@@ -403,21 +404,11 @@ def parse_query(text: str | None, amount: str | None = None, day: str | None = N
     if _DIGITS.fullmatch(text) and _is_card_number(text):
         with contextlib.suppress(ValueError):  # not card-shaped after all: searched as typed
             text, _exposed = card_api.mask_card_number(text)
-    minor = None
-    if amount and amount.strip():
-        try:
-            value = Decimal(amount.strip().replace(",", "."))
-        except InvalidOperation:
-            raise QueryInvalid("amount must be a number like 12.50") from None
-        if value < 0 or value != value.quantize(Decimal("0.01")):
-            raise QueryInvalid("amount must be positive with at most two decimals")
-        minor = int(value * 100)
-    parsed_day = None
-    if day and day.strip():
-        try:
-            parsed_day = dt.date.fromisoformat(day.strip())
-        except ValueError:
-            raise QueryInvalid("date must be YYYY-MM-DD") from None
+    try:
+        minor = request_params.amount("amount", amount)
+        parsed_day = request_params.date("date", day)
+    except request_params.ParameterInvalid as invalid:
+        raise QueryInvalid(invalid.description) from None
     return Query(redact_text(text), minor, parsed_day)
 
 

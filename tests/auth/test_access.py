@@ -105,9 +105,20 @@ def test_card_data_reveal_belongs_to_no_role(app):
 @pytest.mark.parametrize("value", ["//evil.example/x", "https://evil.example", "/\\evil",
                                    "evil", "", None,
                                    # URL parsers (and browsers) drop tabs and newlines: "//".
-                                   "/\t/evil.example/x", "/\n/evil.example", "/\r/evil.example"])
+                                   "/\t/evil.example/x", "/\n/evil.example", "/\r/evil.example",
+                                   # A Location header cannot carry CR/LF (a 500 on sign-in).
+                                   "/audit/\r\nSet-Cookie: x=1", "/a\x00", "/a\tb", "/a\x7f",
+                                   "/a\x85"])
 def test_next_never_leaves_the_console(value):
     assert safe_next(value) == "/"
+
+
+def test_a_crlf_in_next_does_not_break_sign_in(as_viewer):
+    # Signed in, /auth/login redirects to next at once: CR/LF in a Location header was a 500.
+    response = as_viewer.get("/auth/login",
+                             query_string={"next": "/audit/\r\nSet-Cookie: x=1"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
 
 
 def test_next_keeps_a_local_path_and_query():

@@ -192,3 +192,13 @@ def test_every_attempt_is_recorded_with_its_source(client, clock, totp, db_sessi
     assert [(r.username, r.succeeded, r.reason) for r in rows] == [
         ("alice", False, "bad_password"), ("alice", True, None)]
     assert rows[0].source_ip == "127.0.0.1"
+
+
+def test_a_nul_in_the_username_is_a_400_not_an_outage(client, clock, totp, db_session, caplog):
+    # PostgreSQL refuses NUL in text: reaching the query was a 503 "database unavailable" and an
+    # ERROR line that pages on-call, for an anonymous visitor's typo (or probe).
+    with caplog.at_level("WARNING"):
+        response = _attempt(client, clock, totp, username="a\x00")
+    assert response.status_code == 400
+    assert "NUL" in response.get_data(as_text=True)
+    assert [r for r in caplog.records if r.levelname in {"ERROR", "CRITICAL"}] == []

@@ -178,6 +178,8 @@ def test_advice_must_be_a_real_boolean(advice):
         (b"null", "amount: type"),
         (b"-1", "amount: minimum"),
         (str(2**63).encode(), "amount: maximum"),
+        (str(contract.AMOUNT_MAX_MINOR_UNITS + 1).encode(), "amount: maximum"),
+        (str(2**63 - 1).encode(), "amount: maximum"),  # storable, but overflowed when posted
     ],
 )
 def test_amount_must_be_a_non_negative_integer_in_minor_units(literal, detail):
@@ -187,8 +189,10 @@ def test_amount_must_be_a_non_negative_integer_in_minor_units(literal, detail):
     assert error.detail == detail
 
 
-def test_largest_storable_amount_is_accepted():
-    assert parse_message(encode(auth_request(amount=2**63 - 1))).amount == 2**63 - 1
+def test_the_largest_amount_the_contract_allows_is_accepted():
+    top = contract.AMOUNT_MAX_MINOR_UNITS
+    assert top == 999_999_999_999
+    assert parse_message(encode(auth_request(amount=top))).amount == top
 
 
 def test_zero_amount_is_accepted():

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from console import create_app
 from console.db import Database, make_engine
+from console.finci import contract
 from console.finci.webhook_signature import WebhookSecret, sign
 from console.ingress.models import StoredMessage, WebhookDelivery, WebhookRejection
 from console.security.redaction import find_pans
@@ -212,6 +213,22 @@ def test_a_verified_but_malformed_body_is_400_and_not_stored(client, clock, coun
     assert response.json == {"status": "error", "error": "malformed"}
     assert only_rejection(db_session).reason == reason
     assert_nothing_but_one_rejection(counts)
+
+
+@pytest.mark.parametrize("amount", [contract.AMOUNT_MAX_MINOR_UNITS + 1, 2**63 - 1])
+def test_an_amount_past_the_contract_bound_is_refused_at_the_edge_and_loses_nothing_else(
+        client, clock, counts, db_session, amount):
+    # 2^63 - 1 fitted the column, was acknowledged, then overflowed the sums it was posted into.
+    before = deliver(client, message("presentment"), timestamp=int(clock.now))
+    refused = deliver(client, message("presentment", amount=amount), timestamp=int(clock.now))
+    after = deliver(client, message("presentment"), timestamp=int(clock.now))
+    assert (before.status_code, refused.status_code, after.status_code) == (200, 400, 200)
+    assert refused.json == {"status": "error", "error": "malformed"}
+    assert only_rejection(db_session).reason == "body_schema_violation"
+    assert counts() == {"messages": 2, "deliveries": 2, "rejections": 1}
+    largest = deliver(client, message("presentment", amount=contract.AMOUNT_MAX_MINOR_UNITS),
+                      timestamp=int(clock.now))
+    assert largest.status_code == 200
 
 
 @pytest.mark.parametrize("ingress_config", [ingress_settings(max_body_bytes=2048)], indirect=True)
