@@ -17,6 +17,9 @@ DEFAULT_GROUP_ROLES = (
     "console-compliance=compliance,console-admins=admin"
 )
 DEFAULT_SCOPES = ("openid", "email", "profile", "groups")
+# An identity provider's generated client secret (32+ random characters) scores well above this;
+# a placeholder such as ``x`` or ``secret`` does not.
+CLIENT_SECRET_MIN_ENTROPY_BITS = 64
 
 
 def _group_roles(raw: str) -> tuple[tuple[str, Role], ...]:
@@ -83,8 +86,16 @@ class AuthSettings:
         return frozenset(roles)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], *, relaxed: bool) -> AuthSettings:
-        from console.settings import ConfigError, _bool, _int, _read, require_https_url
+    def from_env(cls, environ: Mapping[str, str], *, relaxed: bool,
+                 production: bool = False) -> AuthSettings:
+        from console.settings import (
+            ConfigError,
+            _bool,
+            _int,
+            _read,
+            estimated_entropy_bits,
+            require_https_url,
+        )
 
         issuer = _read(environ, "OIDC_ISSUER") or None
         client_id = _read(environ, "OIDC_CLIENT_ID") or None
@@ -94,6 +105,10 @@ class AuthSettings:
         if any(given.values()) and not all(given.values()):
             missing = ", ".join(name for name, value in given.items() if not value)
             raise ConfigError(f"OIDC is partly configured: {missing} missing")
+        if (production and client_secret
+                and estimated_entropy_bits(client_secret) < CLIENT_SECRET_MIN_ENTROPY_BITS):
+            raise ConfigError("OIDC_CLIENT_SECRET looks like a placeholder, not the identity "
+                              "provider's generated secret; refused in production")
         if issuer:
             issuer = require_https_url("OIDC_ISSUER", issuer, _Relaxed(relaxed))
         scopes = tuple((_read(environ, "OIDC_SCOPES") or " ".join(DEFAULT_SCOPES))
