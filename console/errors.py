@@ -5,14 +5,28 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 log = logging.getLogger(__name__)
 
 
 def _wants_json(app: Flask) -> bool:
-    return (request.blueprint in app.config.get("JSON_ERROR_BLUEPRINTS", set())
+    return (_blueprint(app) in app.config.get("JSON_ERROR_BLUEPRINTS", set())
             or request.accept_mimetypes.best == "application/json")
+
+
+def _blueprint(app: Flask) -> str | None:
+    """The request's blueprint; for a known path asked with a method it does not take (no rule
+    matched, so Flask knows no blueprint), the blueprint owning the path, so a machine endpoint
+    answers 405 in JSON like its other errors."""
+    error = request.routing_exception
+    if request.blueprint is not None or not isinstance(error, MethodNotAllowed):
+        return request.blueprint
+    # Routing refused this path only for its method: any method it named matches a rule.
+    adapter = app.create_url_adapter(request)
+    rule, _ = adapter.match(  # type: ignore[union-attr]
+        method=sorted(error.valid_methods or ())[0], return_rule=True)
+    return rule.endpoint.rpartition(".")[0] or None
 
 
 def init_app(app: Flask) -> None:

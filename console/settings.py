@@ -8,6 +8,7 @@ is reported at start with the variable's name; values of secrets are never echoe
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets as _secrets
 from collections.abc import Mapping
@@ -131,6 +132,25 @@ def _bool(environ, name, default):
     raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
+def estimated_entropy_bits(value: str | bytes) -> float:
+    """Shannon entropy of ``value``'s own symbol frequencies times its length: a conservative
+    guess of how random it is. It cannot prove a value random, but it reliably catches the
+    placeholders people type (``aaaa…``, ``x``, an all-zero key)."""
+    if not value:
+        return 0.0
+    counts: dict[object, int] = {}
+    for symbol in value:
+        counts[symbol] = counts.get(symbol, 0) + 1
+    length = len(value)
+    per_symbol = -sum(n / length * math.log2(n / length) for n in counts.values())
+    return per_symbol * length
+
+
+# A SECRET_KEY from `secrets.token_urlsafe(48)` scores about 330 bits; a hex key of 32 random
+# bytes about 250. Production refuses anything below this.
+SECRET_KEY_MIN_ENTROPY_BITS = 128
+
+
 def _database_url(environ) -> str:
     url = _read(environ, "DATABASE_URL", secret=True) or DEFAULT_DATABASE_URL
     scheme = url.split(":", 1)[0]
@@ -217,27 +237,42 @@ class Settings:
             secret_key = _secrets.token_urlsafe(48)
         elif len(secret_key) < 32:
             raise ConfigError("SECRET_KEY is too short (at least 32 characters)")
+        production = environment is Environment.PRODUCTION
+        if production and estimated_entropy_bits(secret_key) < SECRET_KEY_MIN_ENTROPY_BITS:
+            raise ConfigError(
+                "SECRET_KEY looks guessable (too few distinct characters); production needs a "
+                "random key: `python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
         log_level = (_read(env, "LOG_LEVEL") or "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"LOG_LEVEL={log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
         database_url = _database_url(env)
-        if environment is Environment.PRODUCTION and database_url.startswith("sqlite"):
+        if production and database_url.startswith("sqlite"):
             raise ConfigError("DATABASE_URL: production requires PostgreSQL, not SQLite")
-        # Without OIDC the console still starts (health, ingress, break-glass); see console.auth.
-        auth = AuthSettings.from_env(env, relaxed=mode is not Mode.LIVE)
+        serve = _choice(env, "CONSOLE_SERVE", Serve, Serve.ALL)
+        trusted_proxy_count = _int(env, "CONSOLE_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5)
+        hsts = _bool(env, "CONSOLE_HSTS", True)
+        if production:
+            _refuse_plain_http(env, trusted_proxy_count=trusted_proxy_count, hsts=hsts)
+        # Without OIDC a sandbox console still starts (health, ingress, break-glass); see
+        # console.auth. Production operators sign in with SSO: only an ingress node needs none.
+        auth = AuthSettings.from_env(env, relaxed=mode is not Mode.LIVE, production=production)
+        if production and serve is not Serve.INGRESS and not auth.oidc_configured:
+            raise ConfigError(
+                "OIDC_ISSUER is required in production (with OIDC_CLIENT_ID and "
+                "OIDC_CLIENT_SECRET): operators sign in with single sign-on")
         return cls(
             environment=environment,
             mode=mode,
             secret_key=secret_key,
             database_url=database_url,
-            serve=_choice(env, "CONSOLE_SERVE", Serve, Serve.ALL),
-            trusted_proxy_count=_int(env, "CONSOLE_TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5),
+            serve=serve,
+            trusted_proxy_count=trusted_proxy_count,
             max_form_bytes=max_form_bytes(env),
             db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT", 1, minimum=1, maximum=30),
             db_pool_timeout_s=_float(env, "DB_POOL_TIMEOUT", 1.0, minimum=0.1, maximum=30),
             db_pool_size=_int(env, "DB_POOL_SIZE", 5, minimum=1, maximum=100),
             log_level=log_level,
-            hsts=_bool(env, "CONSOLE_HSTS", True),
+            hsts=hsts,
             instance_path=_read(env, "CONSOLE_INSTANCE_PATH") or "instance",
             auth=auth,
             decisioning=DecisioningSettings.from_env(
@@ -245,14 +280,26 @@ class Settings:
             lifecycle=LifecycleSettings.from_env(env, relaxed=mode is not Mode.LIVE),
             audit=AuditSettings.from_env(env),
             ingress=_ingress_settings().IngressSettings.from_env(
-                env, environment=environment, mode=mode,
-                serve=_choice(env, "CONSOLE_SERVE", Serve, Serve.ALL)),
+                env, environment=environment, mode=mode, serve=serve),
         )
 
     def replace(self, **changes) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
         return Settings(**values)
+
+
+def _refuse_plain_http(env: Mapping[str, str], *, trusted_proxy_count: int, hsts: bool) -> None:
+    """Production is reached over HTTPS only: gunicorn terminates TLS itself (TLS_CERT_FILE, read
+    by gunicorn.conf.py) or a TLS proxy in front does (CONSOLE_TRUSTED_PROXY_COUNT), and browsers
+    are told never to fall back to plain HTTP (HSTS)."""
+    if not _read(env, "TLS_CERT_FILE") and trusted_proxy_count == 0:
+        raise ConfigError(
+            "TLS_CERT_FILE is required in production unless a TLS proxy terminates HTTPS "
+            "(then set CONSOLE_TRUSTED_PROXY_COUNT): plain HTTP would carry sessions in clear")
+    if not hsts:
+        raise ConfigError("CONSOLE_HSTS=false is not allowed in production: browsers must be "
+                          "told to use HTTPS only")
 
 
 def require_https_url(name: str, url: str, settings: Settings) -> str:

@@ -1,5 +1,6 @@
 """The console as production runs it: gunicorn, TLS, startup checks in the master process."""
 
+import secrets
 import stat
 import subprocess
 import sys
@@ -42,9 +43,10 @@ def test_serves_https_pages_with_the_environment_banner(initialised, tmp_path, p
 # A complete production configuration, so the only thing wrong is the database's environment.
 PRODUCTION = {
     "CONSOLE_ENVIRONMENT": "production", "CONSOLE_MODE": "live",
+    "SECRET_KEY": secrets.token_urlsafe(48), "CONSOLE_TRUSTED_PROXY_COUNT": "1",
     "FINCI_WEBHOOK_SECRETS": WebhookSecret.generate().export(),
     "OIDC_ISSUER": "https://idp.example.test", "OIDC_CLIENT_ID": "console",
-    "OIDC_CLIENT_SECRET": "not-a-real-secret-but-long-enough",
+    "OIDC_CLIENT_SECRET": secrets.token_urlsafe(32),
 }
 
 

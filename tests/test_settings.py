@@ -51,7 +51,7 @@ def test_production_refuses_relaxed_modes_and_sqlite():
     with pytest.raises(ConfigError, match="CONSOLE_MODE=development is not allowed"):
         Settings.from_env(env(CONSOLE_ENVIRONMENT="production", CONSOLE_MODE="development"))
     with pytest.raises(ConfigError, match="production requires PostgreSQL"):
-        Settings.from_env(env(CONSOLE_ENVIRONMENT="production", DATABASE_URL="sqlite:///x.db"))
+        Settings.from_env(production(DATABASE_URL="sqlite:///x.db"))
 
 
 def test_secret_key_may_come_from_a_file(tmp_path):
@@ -78,3 +78,91 @@ def test_development_mode_generates_a_secret_key_but_live_never_does():
 def test_default_database_is_the_embedded_sqlite_file():
     settings = Settings.from_env(env(DATABASE_URL=None))
     assert settings.database_backend == "sqlite"
+
+
+# A production configuration that starts: every weak-setting test below changes exactly one thing.
+STRONG_PRODUCTION = {
+    "CONSOLE_ENVIRONMENT": "production",
+    "SECRET_KEY": "Zr5v9Qe1-wXk3LmT7bNc_8Hs2YpGdJ0aUfR4oVi6EqSyt",
+    "DATABASE_URL": "postgresql://console@db.internal/console",
+    "CONSOLE_TRUSTED_PROXY_COUNT": "1",
+    "FINCI_WEBHOOK_SECRETS": "whsec_C2FlD3m0bkt8R5nJx9eVq7wPzL1sYhA4uTgWoMiKdXE=",
+    "OIDC_ISSUER": "https://idp.example.test", "OIDC_CLIENT_ID": "console",
+    "OIDC_CLIENT_SECRET": "q8Vt3LmZ0xR7cN2bK9wP5sJ1hD6fG4yA",
+}
+
+
+def production(**values):
+    merged = dict(STRONG_PRODUCTION, **values)
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def test_a_strong_production_configuration_starts():
+    settings = Settings.from_env(production())
+    assert settings.is_production and settings.hsts and settings.auth.oidc_configured
+
+
+def test_production_refuses_plain_http_without_tls_or_a_trusted_proxy():
+    with pytest.raises(ConfigError, match=r"^TLS_CERT_FILE is required in production") as error:
+        Settings.from_env(production(CONSOLE_TRUSTED_PROXY_COUNT=None))
+    assert "\n" not in str(error.value)
+    # gunicorn terminating TLS itself is the other way to serve HTTPS.
+    assert Settings.from_env(production(CONSOLE_TRUSTED_PROXY_COUNT=None,
+                                        TLS_CERT_FILE="/run/tls/cert.pem")).is_production
+    # The sandbox may run on plain HTTP behind nothing (a laptop, a test rig).
+    assert Settings.from_env(env(CONSOLE_TRUSTED_PROXY_COUNT=None)).trusted_proxy_count == 0
+
+
+def test_production_refuses_hsts_off():
+    with pytest.raises(ConfigError, match=r"^CONSOLE_HSTS=false is not allowed in production"):
+        Settings.from_env(production(CONSOLE_HSTS="false"))
+    assert Settings.from_env(env(CONSOLE_HSTS="false")).hsts is False
+
+
+def test_production_refuses_a_low_entropy_secret_key():
+    with pytest.raises(ConfigError, match=r"^SECRET_KEY looks guessable") as error:
+        Settings.from_env(production(SECRET_KEY="a" * 32))
+    assert "a" * 32 not in str(error.value)
+    assert Settings.from_env(env(SECRET_KEY="a" * 32)).secret_key == "a" * 32
+
+
+def test_production_refuses_an_all_zero_webhook_secret():
+    zero = "whsec_" + "A" * 43 + "="  # base64 of 32 zero bytes
+    with pytest.raises(ConfigError, match=r"^FINCI_WEBHOOK_SECRETS: secret #1 is not random"):
+        Settings.from_env(production(FINCI_WEBHOOK_SECRETS=zero))
+    assert len(Settings.from_env(env(FINCI_WEBHOOK_SECRETS=zero)).ingress.secrets) == 1
+
+
+def test_production_refuses_a_placeholder_oidc_client_secret():
+    with pytest.raises(ConfigError, match=r"^OIDC_CLIENT_SECRET looks like a placeholder"):
+        Settings.from_env(production(OIDC_CLIENT_SECRET="x"))
+    assert Settings.from_env(env(OIDC_ISSUER="https://idp.example.test", OIDC_CLIENT_ID="c",
+                                 OIDC_CLIENT_SECRET="x")).auth.client_secret == "x"
+
+
+def test_production_refuses_to_run_the_console_without_oidc():
+    no_oidc = {"OIDC_ISSUER": None, "OIDC_CLIENT_ID": None, "OIDC_CLIENT_SECRET": None}
+    with pytest.raises(ConfigError, match=r"^OIDC_ISSUER is required in production"):
+        Settings.from_env(production(**no_oidc))
+    # An ingress-only node has no operator UI to sign in to.
+    assert not Settings.from_env(production(CONSOLE_SERVE="ingress", **no_oidc)
+                                 ).auth.oidc_configured
+
+
+def test_production_refuses_an_approving_decisioning_stand_in():
+    with pytest.raises(ConfigError, match=r"^DECISIONING_STAND_IN=success is not allowed in "
+                                          r"production"):
+        Settings.from_env(production(DECISIONING_STAND_IN="success"))
+    assert Settings.from_env(env(DECISIONING_STAND_IN="success")).decisioning.stand_in == "success"
+
+
+def test_entropy_estimate_separates_placeholders_from_random_keys():
+    import secrets
+
+    from console.settings import SECRET_KEY_MIN_ENTROPY_BITS, estimated_entropy_bits
+
+    assert estimated_entropy_bits("") == 0
+    assert estimated_entropy_bits("a" * 64) == 0
+    assert estimated_entropy_bits(bytes(32)) == 0
+    for _ in range(20):
+        assert estimated_entropy_bits(secrets.token_urlsafe(48)) > SECRET_KEY_MIN_ENTROPY_BITS

@@ -14,6 +14,8 @@ from console.audit.export_format import key_fingerprint
 from console.audit.queries import PAGE_SIZE, AuditFilter, search
 from console.audit.services import record
 from console.auth.sessions import now
+from console.auth.settings import SensitiveAction
+from console.auth.step_up import step_up_required
 from console.htmx import htmx
 from console.security.permissions import Permission, require
 from console.unit_of_work import request_session
@@ -98,6 +100,7 @@ def verify():
 
 @bp.post("/export")
 @require(Permission.EXPORT_AUDIT)
+@step_up_required(SensitiveAction.AUDIT_EXPORT)
 def export():
     """A signed export of [since, until) (UTC dates; either may be empty for an open end)."""
     try:

@@ -108,7 +108,11 @@ def _audit_denial(permission: Permission, status: int) -> None:
 def make_enforcer(app: Flask):
     def enforce(permission: Permission) -> None:
         if current_user_record() is None:
-            _audit_denial(permission, 401)
+            # A page or fragment load without a session is only sent to sign in: every sign-in
+            # starts that way and anonymous GETs must not become audit rows one by one. An
+            # anonymous write or API call is still an audited denial.
+            if request.method not in {"GET", "HEAD"} or wants_json(app):
+                _audit_denial(permission, 401)
             current = server_session()
             login_url = url_for("auth.login", next=return_to(),
                                 expired="1" if current is not None and current.expired else None)

@@ -10,6 +10,8 @@ from console.auth import services
 from console.auth.access import current_user_record
 from console.auth.models import User
 from console.auth.sessions import active_session_counts, now
+from console.auth.settings import SensitiveAction
+from console.auth.step_up import step_up_required
 from console.htmx import htmx
 from console.security.permissions import Permission, require
 from console.unit_of_work import request_session
@@ -55,6 +57,7 @@ def _changed(user, error: str | None = None):
 
 @bp.post("/<int:user_id>/disable")
 @require(Permission.MANAGE_USERS)
+@step_up_required(SensitiveAction.USERS)
 def disable(user_id: int):
     me = current_user_record()
     try:
@@ -67,5 +70,6 @@ def disable(user_id: int):
 
 @bp.post("/<int:user_id>/enable")
 @require(Permission.MANAGE_USERS)
+@step_up_required(SensitiveAction.USERS)
 def enable(user_id: int):
     return _changed(services.enable_user(request_session(), user_id, actor=current_actor()))

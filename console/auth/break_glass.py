@@ -58,6 +58,12 @@ def _dummy_hash() -> str:
     return _hasher.hash(os.urandom(16).hex())
 
 
+@functools.cache
+def _dummy_sealed_totp(secret_key: str) -> str:
+    # Opened and checked for unknown names, like a real account's TOTP secret.
+    return seal_totp_secret(pyotp.random_base32(), secret_key)
+
+
 class BreakGlassError(ValueError):
     """The account cannot be created or changed as asked."""
 
@@ -184,28 +190,41 @@ def sign_in(db: Session, name: str, password: str, code: str, *, origin: Actor,
         # Checked before anything else, so the answer says nothing about the account.
         raise refuse("source_throttled")
     account = _account(db, name[:40])
+    # From here every name takes the same steps: one argon2 verification, one TOTP check and
+    # one failure counted towards a lockout, whether the account exists, is locked, disabled or
+    # not there at all, so neither the answer nor its timing tells which accounts exist.
     if account is None:
-        _verify_password(_dummy_hash(), password)
-        raise refuse("unknown_account")
-    if account.locked_until is not None and at < account.locked_until:
+        password_hash, sealed, last_step = _dummy_hash(), _dummy_sealed_totp(secret_key), None
+        earlier_failures = _name_failures(db, name[:200], at)
+        locked = earlier_failures >= MAX_FAILURES
+    else:
+        password_hash, sealed = account.password_hash, account.totp_secret_encrypted
+        last_step, earlier_failures = account.last_totp_step, account.failed_attempts
+        locked = account.locked_until is not None and at < account.locked_until
+    password_ok = _verify_password(password_hash, password)
+    step = _totp_step(open_totp_secret(sealed, secret_key), code, at, last_step)
+    if locked:
         raise refuse("locked")
-    if account.user.disabled:
+    if account is None:
+        reason = "unknown_account"
+    elif account.user.disabled:
         raise refuse("disabled")
-    password_ok = _verify_password(account.password_hash, password)
-    step = _totp_step(open_totp_secret(account.totp_secret_encrypted, secret_key), code, at,
-                      account.last_totp_step)
-    if not password_ok or step is None:
-        account.failed_attempts += 1
+    else:
         reason = "bad_password" if not password_ok else "bad_totp"
-        if account.failed_attempts >= MAX_FAILURES:
-            account.failed_attempts = 0
-            account.locked_until = at + LOCKOUT
+    if account is None or not password_ok or step is None:
+        failures = earlier_failures + 1
+        if account is not None:
+            account.failed_attempts = failures
+        if failures >= MAX_FAILURES:
+            locked_until = at + LOCKOUT
+            if account is not None:
+                account.failed_attempts = 0
+                account.locked_until = locked_until
             db.flush()
             error = refuse(reason)
             record(db, actor=origin, action=AuditAction.AUTH_BREAK_GLASS_LOCK, target=target,
                    outcome=Outcome.DENIED,
-                   details={"failures": MAX_FAILURES,
-                            "locked_until": account.locked_until.isoformat()})
+                   details={"failures": MAX_FAILURES, "locked_until": locked_until.isoformat()})
             raise error
         db.flush()
         raise refuse(reason)
@@ -230,6 +249,15 @@ def _source_failures(db: Session, source_ip: str | None, at: dt.datetime) -> int
     return db.scalar(select(func.count(LoginAttempt.id)).where(
         LoginAttempt.source_ip == source_ip, LoginAttempt.succeeded.is_(False),
         LoginAttempt.reason != "source_throttled",
+        LoginAttempt.occurred_at > at - LOCKOUT)) or 0
+
+
+def _name_failures(db: Session, username: str, at: dt.datetime) -> int:
+    """Failures for a name without an account, counted like an account's: the same lockout
+    bookkeeping for every name, so a lockout cannot reveal that an account exists."""
+    return db.scalar(select(func.count(LoginAttempt.id)).where(
+        LoginAttempt.username == username, LoginAttempt.succeeded.is_(False),
+        LoginAttempt.reason.not_in(("source_throttled", "locked")),
         LoginAttempt.occurred_at > at - LOCKOUT)) or 0
 
 

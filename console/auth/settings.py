@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from console.security.permissions import Role
 
@@ -17,6 +18,38 @@ DEFAULT_GROUP_ROLES = (
     "console-compliance=compliance,console-admins=admin"
 )
 DEFAULT_SCOPES = ("openid", "email", "profile", "groups")
+
+
+class SensitiveAction(StrEnum):
+    """Actions that can require step-up (a fresh sign-in): ``STEP_UP_ACTIONS`` names them."""
+
+    KILL_SWITCHES = "kill_switches"
+    RULES = "rules"
+    CARD_STATUS = "card_status"
+    USERS = "users"
+    AUDIT_EXPORT = "audit_export"
+    REPLAYS = "replays"
+    KEYS = "keys"
+
+
+def _sensitive_actions(raw: str | None) -> frozenset[SensitiveAction] | None:
+    from console.settings import ConfigError
+
+    if raw is None or not raw.strip():
+        return None  # the default: every action in production, none in the sandbox
+    items = raw.replace(",", " ").lower().split()
+    if items == ["all"]:
+        return frozenset(SensitiveAction)
+    if items == ["none"]:
+        return frozenset()
+    try:
+        return frozenset(SensitiveAction(item) for item in items)
+    except ValueError:
+        allowed = ", ".join(a.value for a in SensitiveAction)
+        raise ConfigError(f"STEP_UP_ACTIONS: one of all, none, or a list of: {allowed}") from None
+# An identity provider's generated client secret (32+ random characters) scores well above this;
+# a placeholder such as ``x`` or ``secret`` does not.
+CLIENT_SECRET_MIN_ENTROPY_BITS = 64
 
 
 def _group_roles(raw: str) -> tuple[tuple[str, Role], ...]:
@@ -60,6 +93,8 @@ class AuthSettings:
     session_idle_minutes: int = 15
     session_absolute_hours: int = 12
     step_up_max_age_seconds: int = 300
+    # None: every sensitive action in production, none in the sandbox (console.auth.step_up).
+    step_up_actions: frozenset[SensitiveAction] | None = None
     # Loopback plain-HTTP issuers are accepted (laptops, tests); never in live mode.
     allow_http_issuer: bool = False
     http_timeout_s: float = 5.0
@@ -83,8 +118,16 @@ class AuthSettings:
         return frozenset(roles)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], *, relaxed: bool) -> AuthSettings:
-        from console.settings import ConfigError, _bool, _int, _read, require_https_url
+    def from_env(cls, environ: Mapping[str, str], *, relaxed: bool,
+                 production: bool = False) -> AuthSettings:
+        from console.settings import (
+            ConfigError,
+            _bool,
+            _int,
+            _read,
+            estimated_entropy_bits,
+            require_https_url,
+        )
 
         issuer = _read(environ, "OIDC_ISSUER") or None
         client_id = _read(environ, "OIDC_CLIENT_ID") or None
@@ -94,6 +137,10 @@ class AuthSettings:
         if any(given.values()) and not all(given.values()):
             missing = ", ".join(name for name, value in given.items() if not value)
             raise ConfigError(f"OIDC is partly configured: {missing} missing")
+        if (production and client_secret
+                and estimated_entropy_bits(client_secret) < CLIENT_SECRET_MIN_ENTROPY_BITS):
+            raise ConfigError("OIDC_CLIENT_SECRET looks like a placeholder, not the identity "
+                              "provider's generated secret; refused in production")
         if issuer:
             issuer = require_https_url("OIDC_ISSUER", issuer, _Relaxed(relaxed))
         scopes = tuple((_read(environ, "OIDC_SCOPES") or " ".join(DEFAULT_SCOPES))
@@ -119,6 +166,7 @@ class AuthSettings:
                                         minimum=1, maximum=24),
             step_up_max_age_seconds=_int(environ, "STEP_UP_MAX_AGE_SECONDS", 300,
                                          minimum=30, maximum=900),
+            step_up_actions=_sensitive_actions(_read(environ, "STEP_UP_ACTIONS")),
             allow_http_issuer=relaxed,
         )
 

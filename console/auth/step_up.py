@@ -9,8 +9,11 @@ may not act at all is refused, not asked to re-authenticate)::
     def reveal(card_id): ...
 
     @require(Permission.KILL_SWITCHES)
-    @fresh_login_required(only_in_production=True)
+    @step_up_required(SensitiveAction.KILL_SWITCHES)
     def toggle(flow): ...
+
+``step_up_required`` asks for a fresh sign-in only where ``STEP_UP_ACTIONS`` lists the action
+(default: every sensitive action in production, none in the sandbox).
 
 When the sign-in is too old, the user is sent through the identity provider again (prompt=login,
 max_age=0; the new ID token's auth_time is checked) or, in a break-glass session, through the
@@ -28,6 +31,7 @@ from flask import current_app, url_for
 
 from console.auth.access import return_to, send_to, server_session
 from console.auth.sessions import now
+from console.auth.settings import SensitiveAction
 
 
 def login_age(at: dt.datetime | None = None) -> dt.timedelta | None:
@@ -60,3 +64,31 @@ def fresh_login_required(view: Callable | None = None, *, only_in_production: bo
         return wrapper
 
     return decorator(view) if view is not None else decorator
+
+
+def step_up_actions(settings) -> frozenset[SensitiveAction]:
+    """The actions that need a fresh sign-in under ``settings``."""
+    configured = settings.auth.step_up_actions
+    if configured is None:
+        return frozenset(SensitiveAction) if settings.is_production else frozenset()
+    return configured
+
+
+def step_up_required(action: SensitiveAction) -> Callable[[Callable], Callable]:
+    """A fresh sign-in for ``action`` when ``STEP_UP_ACTIONS`` covers it (put it under
+    ``@require``)."""
+
+    def decorator(inner: Callable) -> Callable:
+        fresh = fresh_login_required(inner)
+
+        @wraps(inner)
+        def wrapper(*args, **kwargs):
+            if action in step_up_actions(current_app.extensions["settings"]):
+                return fresh(*args, **kwargs)
+            return inner(*args, **kwargs)
+
+        wrapper.requires_fresh_login = True  # type: ignore[attr-defined]
+        wrapper.sensitive_action = action  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator

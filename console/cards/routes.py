@@ -14,6 +14,8 @@ from flask import (
 from sqlalchemy import or_, select
 
 from console import navigation
+from console.auth.settings import SensitiveAction
+from console.auth.step_up import step_up_required
 from console.cards import actions
 from console.cards.models import Card, CardAction
 from console.cards.refresh import status_history
@@ -103,6 +105,7 @@ def _after_action(token_id: str, error: str | None):
 
 @bp.post("/<token_id>/actions")
 @require(Permission.CARD_ACTIONS)
+@step_up_required(SensitiveAction.CARD_STATUS)
 def request_action(token_id: str):
     try:
         actions.request_action(request_session(), current_actor(), token_id,
@@ -117,6 +120,7 @@ def request_action(token_id: str):
 
 @bp.post("/actions/<int:action_id>/retry")
 @require(Permission.CARD_ACTIONS)
+@step_up_required(SensitiveAction.CARD_STATUS)
 def retry(action_id: int):
     session = request_session()
     try:

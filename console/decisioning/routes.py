@@ -12,6 +12,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 
 from console import navigation, request_params
+from console.auth.settings import SensitiveAction
+from console.auth.step_up import step_up_required
 from console.db import utcnow
 from console.decisioning import queries
 from console.decisioning.config import (
@@ -171,6 +173,7 @@ def rules():
 
 @bp.post("/rules")
 @require(Permission.MANAGE_SETTINGS)
+@step_up_required(SensitiveAction.RULES)
 def update_rules():
     session = request_session()
     expected = request_params.integer("version", request.form.get("version"))

@@ -12,9 +12,10 @@ DECISIONING_ACKNOWLEDGEMENT   answer to requests in FINCI-managed mode (default 
                               acknowledges receipt, FINCI has decided already)
 DECISIONING_HOLD_TTL_HOURS    an open hold with no clearing is released after this long (168)
 
-A safe default of ``success`` is refused in production: a failure must never approve. A stand-in
-of ``success`` is allowed (a deliberate business choice while rules are switched off); its
-approvals place holds like any other.
+A safe default of ``success`` is refused in production: a failure must never approve. So is a
+stand-in of ``success``: switching decisioning off must not turn into approving everything. In
+the sandbox it is allowed (to exercise the stand-in path); its approvals place holds like any
+other.
 """
 
 from __future__ import annotations
@@ -76,12 +77,16 @@ class DecisioningSettings:
         safe_default = _choice(env, "DECISIONING_SAFE_DEFAULT", AnswerStatus, AnswerStatus.ERROR)
         if production and safe_default is AnswerStatus.SUCCESS:
             raise ConfigError("DECISIONING_SAFE_DEFAULT=success is not allowed in production")
+        stand_in = _choice(env, "DECISIONING_STAND_IN", AnswerStatus, AnswerStatus.ERROR)
+        if production and stand_in is AnswerStatus.SUCCESS:
+            raise ConfigError("DECISIONING_STAND_IN=success is not allowed in production: the "
+                              "decisioning kill switch would approve every authorization")
         return cls(
             mode=_choice(env, "DECISIONING_MODE", DecisioningMode, DecisioningMode.INTEGRATOR),
             budget_s=_float(env, "DECISIONING_BUDGET_S", 1.5,
                             minimum=BUDGET_MIN_S, maximum=BUDGET_MAX_S),
             safe_default=safe_default,
-            stand_in=_choice(env, "DECISIONING_STAND_IN", AnswerStatus, AnswerStatus.ERROR),
+            stand_in=stand_in,
             acknowledgement=_choice(env, "DECISIONING_ACKNOWLEDGEMENT", AnswerStatus,
                                     AnswerStatus.SUCCESS),
             hold_ttl_hours=_int(env, "DECISIONING_HOLD_TTL_HOURS", 168, minimum=1,

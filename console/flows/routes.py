@@ -7,7 +7,8 @@ import datetime as dt
 from flask import Blueprint, abort, render_template, request
 
 from console import navigation
-from console.auth.step_up import fresh_login_required
+from console.auth.settings import SensitiveAction
+from console.auth.step_up import step_up_required
 from console.flows.services import Flow, FlowChangeRefused, all_states, set_flow
 from console.security.permissions import Permission, require
 from console.unit_of_work import request_session
@@ -42,7 +43,7 @@ def panel():
 
 @bp.post("/<flow_name>")
 @require(Permission.KILL_SWITCHES)
-@fresh_login_required(only_in_production=True)
+@step_up_required(SensitiveAction.KILL_SWITCHES)
 def change(flow_name: str):
     try:
         flow = Flow(flow_name)

@@ -25,6 +25,7 @@ PIPELINE_HANDLER_MODULES      extra modules that register handlers (development 
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -43,12 +44,16 @@ from console.settings import (
     _float,
     _int,
     _read,
+    estimated_entropy_bits,
 )
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Secrets that appear in public documentation; never acceptable for production traffic.
 PUBLISHED_TEST_SECRETS = frozenset({"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+# 24 random key bytes score about 100 bits by symbol frequency, 32 bytes about 150; an all-zero
+# or repeated-byte key scores 0.
+WEBHOOK_SECRET_MIN_ENTROPY_BITS = 64
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
@@ -179,9 +184,18 @@ def _secrets(env: Mapping[str, str], environment: Environment) -> tuple[WebhookS
         except InvalidWebhookSecret as exc:
             # The message names the position and the problem, never the value.
             raise ConfigError(f"FINCI_WEBHOOK_SECRETS: secret #{position}: {exc}") from None
+        if environment is Environment.PRODUCTION and _guessable(item):
+            raise ConfigError(f"FINCI_WEBHOOK_SECRETS: secret #{position} is not random (e.g. "
+                              "all zero bytes) and is refused in production")
         if secret in parsed:
             raise ConfigError(f"FINCI_WEBHOOK_SECRETS: secret #{position} is listed twice")
         parsed.append(secret)
     if len(parsed) > 4:
         raise ConfigError("FINCI_WEBHOOK_SECRETS: at most 4 active secrets (rotation needs 2)")
     return tuple(parsed)
+
+
+def _guessable(item: str) -> bool:
+    """``item`` parsed as a secret already, so its key part is valid base64."""
+    key = base64.b64decode(item[len(contract.WEBHOOK_SECRET_PREFIX):])
+    return estimated_entropy_bits(key) < WEBHOOK_SECRET_MIN_ENTROPY_BITS

@@ -14,6 +14,8 @@ import datetime as dt
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from console import navigation, request_params
+from console.auth.settings import SensitiveAction
+from console.auth.step_up import step_up_required
 from console.htmx import htmx
 from console.ingress.models import Disposition, MessageStatus
 from console.pipeline import handlers, replay, services
@@ -126,6 +128,7 @@ def message(message_id: int):
 
 @bp.post("/messages/<int:message_id>/replay")
 @require(Permission.REPLAY)
+@step_up_required(SensitiveAction.REPLAYS)
 def replay_message(message_id: int):
     session = request_session()
     if services.message_detail(session, message_id) is None:
@@ -225,6 +228,7 @@ def replay_preview():
 
 @bp.post("/replays")
 @require(Permission.REPLAY)
+@step_up_required(SensitiveAction.REPLAYS)
 def replay_start():
     criteria = _replay_criteria(request.form)
     session = request_session()
@@ -239,6 +243,7 @@ def replay_start():
 
 @bp.post("/replays/<int:job_id>/cancel")
 @require(Permission.REPLAY)
+@step_up_required(SensitiveAction.REPLAYS)
 def replay_cancel(job_id: int):
     try:
         job = replay.cancel(request_session(), current_actor(), job_id)

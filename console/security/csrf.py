@@ -54,6 +54,10 @@ def init_app(app: Flask, *, exempt_blueprints: set[str]) -> None:
     def _protect():
         if request.method in SAFE_METHODS or request.blueprint in exempt_blueprints:
             return None
+        if request.routing_exception is not None:
+            # No view runs (unknown path, method the route does not take): nothing to protect,
+            # and the caller should hear 404/405, not "this form has expired".
+            return None
         try:
             _check()
         except CsrfRefused as refused:

@@ -13,6 +13,8 @@ from flask import (
 )
 
 from console import navigation
+from console.auth.settings import SensitiveAction
+from console.auth.step_up import step_up_required
 from console.htmx import htmx
 from console.security.permissions import Permission, require
 from console.transactions import services, timeline
@@ -88,6 +90,7 @@ def failures():
 
 @bp.post("/postings/<int:posting_id>/retry")
 @require(Permission.REPLAY)
+@step_up_required(SensitiveAction.REPLAYS)
 def retry(posting_id: int):
     session = request_session()
     accept = request.form.get("accept") == "over_hold"

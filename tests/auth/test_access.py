@@ -56,9 +56,22 @@ def test_a_denial_is_audited_and_survives_the_error_rollback(as_viewer, db_sessi
                                      "method": "GET", "path": "/audit/"}]
 
 
-def test_an_anonymous_denial_is_audited(client, db_session):
-    client.get("/users/")
-    assert _denials(db_session)[0]["status"] == 401
+def test_an_anonymous_api_call_is_an_audited_denial(client, db_session):
+    client.get("/users/", headers={"Accept": "application/json"})
+    assert [(d["status"], d["method"]) for d in _denials(db_session)] == [(401, "GET")]
+
+
+def test_anonymous_page_loads_are_sent_to_sign_in_without_an_audit_row_each(client,
+                                                                             db_session):
+    for _ in range(400):
+        assert client.get("/").status_code == 302
+    client.get("/audit/verify", headers={"HX-Request": "true"})
+    assert _denials(db_session) == []
+
+
+def test_a_signed_in_users_refusal_is_still_audited_on_a_page_load(as_viewer, db_session):
+    assert as_viewer.get("/users/").status_code == 403
+    assert [d["status"] for d in _denials(db_session)] == [403]
 
 
 def test_navigation_shows_only_what_the_role_may_open(as_viewer, as_admin, as_compliance):

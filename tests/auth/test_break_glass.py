@@ -202,3 +202,43 @@ def test_a_nul_in_the_username_is_a_400_not_an_outage(client, clock, totp, db_se
     assert response.status_code == 400
     assert "NUL" in response.get_data(as_text=True)
     assert [r for r in caplog.records if r.levelname in {"ERROR", "CRITICAL"}] == []
+
+
+def test_unknown_and_locked_names_cost_one_hash_and_answer_alike(
+        client, clock, totp, db_session, monkeypatch):
+    verified = []
+    real_verify = break_glass._verify_password
+    monkeypatch.setattr(break_glass, "_verify_password",
+                        lambda hashed, password: verified.append(1) or real_verify(hashed,
+                                                                                    password))
+    answers = []
+
+    def answer(**field):
+        verified.clear()
+        response = _attempt(client, clock, totp, password="not the password!!", **field)
+        answers.append((response.status_code, response.get_data(as_text=True).count(
+            "Sign-in failed.")))
+        return len(verified)
+
+    assert answer(username="mallory") == 1
+    assert answer() == 1  # a known account, wrong password
+    for _ in range(9):
+        answer()
+    assert _events(db_session, "auth.break_glass.login")[-1]["reason"] == "bad_password"
+    assert answer() == 1  # locked: the hash is still verified
+    assert _events(db_session, "auth.break_glass.login")[-1]["reason"] == "locked"
+    assert set(answers) == {(401, 1)}
+
+
+def test_an_unknown_name_is_locked_out_after_ten_failures_like_an_account(
+        client, clock, totp, db_session):
+    for _ in range(10):
+        assert _attempt(client, clock, totp, username="mallory",
+                        password="not the password!!").status_code == 401
+    locks = _events(db_session, "auth.break_glass.lock")
+    assert [(lock["actor_type"], lock["failures"]) for lock in locks] == [("anonymous", 10)]
+    assert _attempt(client, clock, totp, username="mallory").status_code == 401
+    assert _events(db_session, "auth.break_glass.login")[-1]["reason"] == "locked"
+    clock.advance(minutes=30, seconds=1)
+    _attempt(client, clock, totp, username="mallory")
+    assert _events(db_session, "auth.break_glass.login")[-1]["reason"] == "unknown_account"

@@ -131,3 +131,73 @@ def test_the_step_up_page_offers_a_fresh_sign_in(probe_app, sign_in):
 def test_the_step_up_page_sends_anonymous_visitors_to_sign_in(client):
     response = client.get("/auth/step-up?next=/cards/1")
     assert response.headers["Location"] == "/auth/login?next=/cards/1"
+
+
+def _sensitive_app(settings, test_database, **auth):
+    from console.auth.settings import SensitiveAction
+    from console.auth.step_up import step_up_required
+
+    app = create_app(settings.replace(auth=settings.auth.__class__(
+        **{**settings.auth.__dict__, **auth})), database=test_database)
+    app.test_client_class = _HttpsClient
+    probe = Blueprint("sensitive", __name__)
+
+    @probe.post("/probe/rules")
+    @require(Permission.VIEW_PANELS)
+    @step_up_required(SensitiveAction.RULES)
+    def rules():
+        return "changed"
+
+    app.register_blueprint(probe)
+    app.extensions["clock"] = Clock(dt.datetime.now(dt.UTC))
+    return app
+
+
+@pytest.mark.parametrize(("environment", "actions", "asked"), [
+    (Environment.PRODUCTION, None, True),     # on by default in production
+    (Environment.SANDBOX, None, False),       # off by default in the sandbox
+    (Environment.PRODUCTION, frozenset(), False),
+    (Environment.SANDBOX, frozenset({"rules"}), True),
+])
+def test_step_up_for_a_sensitive_action_follows_the_setting(
+        settings, test_database, db_session, environment, actions, asked):
+    from console.auth.settings import SensitiveAction
+    from tests.support.personas import sign_in_client
+
+    configured = None if actions is None else frozenset(SensitiveAction(a) for a in actions)
+    app = _sensitive_app(settings.replace(environment=environment), test_database,
+                         step_up_actions=configured)
+    client = sign_in_client(app, db_session, app.test_client(), "viewer")
+    app.extensions["clock"].advance(minutes=6)
+    response = client.post("/probe/rules", headers={"X-CSRF-Token": client.csrf_token})
+    if asked:
+        assert response.status_code == 303
+        assert response.headers["Location"].startswith("/auth/step-up")
+    else:
+        assert response.text == "changed"
+
+
+def test_every_sensitive_action_with_a_console_route_is_guarded(app):
+    from console.auth.settings import SensitiveAction
+
+    guarded = {getattr(view, "sensitive_action", None) for view in app.view_functions.values()}
+    # Keys and credentials are rotated with the CLI only; every other action has a guarded route.
+    assert guarded >= set(SensitiveAction) - {SensitiveAction.KEYS}
+    for endpoint in ("audit.export", "decisioning.save_rules", "flows.change"):
+        if endpoint in app.view_functions:
+            assert app.view_functions[endpoint].requires_fresh_login
+
+
+def test_step_up_actions_are_parsed_and_bad_names_refused():
+    from console.auth.settings import AuthSettings, SensitiveAction
+    from console.settings import ConfigError
+
+    def parse(raw):
+        return AuthSettings.from_env({"STEP_UP_ACTIONS": raw}, relaxed=False).step_up_actions
+
+    assert parse("") is None
+    assert parse("all") == frozenset(SensitiveAction)
+    assert parse("none") == frozenset()
+    assert parse("rules, replays") == {SensitiveAction.RULES, SensitiveAction.REPLAYS}
+    with pytest.raises(ConfigError, match="STEP_UP_ACTIONS"):
+        parse("everything")

@@ -43,8 +43,11 @@ def test_bad_values_stop_the_start_naming_the_variable(name, value):
 def test_an_approving_safe_default_is_refused_in_production():
     with pytest.raises(ConfigError, match="DECISIONING_SAFE_DEFAULT"):
         DecisioningSettings.from_env({"DECISIONING_SAFE_DEFAULT": "success"}, production=True)
+    # Switching decisioning off must not mean approving everything in production.
+    with pytest.raises(ConfigError, match="DECISIONING_STAND_IN=success is not allowed"):
+        DecisioningSettings.from_env({"DECISIONING_STAND_IN": "success"}, production=True)
     stand_in = DecisioningSettings.from_env({"DECISIONING_STAND_IN": "success"},
-                                            production=True)
+                                            production=False)
     assert stand_in.stand_in is AnswerStatus.SUCCESS
 
 

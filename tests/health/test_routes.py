@@ -10,6 +10,14 @@ def test_readyz_reports_database_at_migration_head(client):
     assert response.json["database"] == "ok"
 
 
+def test_readyz_does_not_tell_anonymous_callers_the_migration_revision(client):
+    from console import migrate
+
+    response = client.get("/readyz")
+    assert response.json == {"status": "ok", "database": "ok"}
+    assert migrate.head_revision() not in response.get_data(as_text=True)
+
+
 def test_readyz_is_unavailable_when_database_is_unreachable(settings):
     from console import create_app
     from console.db import Database, make_engine

@@ -429,6 +429,18 @@ def test_the_ingress_never_redirects(client, clock):
     assert not 300 <= client.get(WEBHOOK_PATH).status_code < 400
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "PROPFIND"])
+def test_other_methods_on_the_webhook_path_are_a_json_405_and_write_nothing(client, counts,
+                                                                           method):
+    response = client.open(WEBHOOK_PATH, method=method, data=b"{}",
+                           headers={"Origin": "https://evil.example"})
+    assert response.status_code == 405
+    assert response.mimetype == "application/json"
+    assert response.json == {"status": "error", "error": "method_not_allowed"}
+    assert "POST" in response.headers["Allow"]
+    assert counts() == {"messages": 0, "deliveries": 0, "rejections": 0}
+
+
 def test_no_csrf_token_is_needed_and_a_foreign_origin_does_not_matter(client, clock):
     response = deliver(client, message(), timestamp=int(clock.now),
                        headers={"Origin": "https://evil.example"})

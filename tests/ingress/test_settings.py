@@ -89,7 +89,8 @@ def test_bad_values_name_the_variable_and_never_echo_secrets(env, message):
 
 def test_approving_by_default_is_refused_in_production():
     with pytest.raises(ConfigError, match="INGRESS_SAFE_DEFAULT=success"):
-        parse(environment=Environment.PRODUCTION, FINCI_WEBHOOK_SECRETS=A,
+        parse(environment=Environment.PRODUCTION,
+              FINCI_WEBHOOK_SECRETS=WebhookSecret.generate().export(),
               INGRESS_SAFE_DEFAULT="success")
 
 

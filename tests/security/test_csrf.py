@@ -44,6 +44,14 @@ def test_a_wrong_token_or_foreign_origin_is_refused(app):
                                 "Origin": "https://evil.example"}).status_code == 403
 
 
+def test_an_unsafe_method_a_route_does_not_take_is_405_not_a_csrf_refusal(app):
+    # No view runs for a method the route does not accept, so there is nothing to protect.
+    client = _app_with_form(app).test_client()
+    response = client.put("/__form", base_url="https://localhost")
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+
+
 def test_rotate_invalidates_the_old_token(app):
     from console.security.csrf import rotate
 
