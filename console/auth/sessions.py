@@ -42,6 +42,10 @@ COOKIE_NAME = "__Host-console"
 # Idle time is tracked to the minute: refreshing last_seen on every request would turn every
 # page view and poll into a write. A session may therefore end up to a minute early, never late.
 TOUCH_INTERVAL = dt.timedelta(seconds=60)
+# static/js/polling.js marks a live panel's own refresh with this header: a background refresh is
+# not the operator doing something, so it never extends the idle timeout (PCI DSS 8.2.8); it is
+# still served until the session expires.
+POLL_HEADER = "X-Console-Poll"
 # Anonymous sessions (a CSRF token, a login in progress) are purged this often per process.
 PURGE_INTERVAL = dt.timedelta(minutes=5)
 # Blueprints that never get a session: machines (webhooks) and probes send no cookies and must
@@ -158,7 +162,7 @@ class ServerSession(CallbackDict, SessionMixin):
     def __init__(self, initial: dict[str, Any] | None = None, *, record_id: int | None = None,
                  user_id: int | None = None, auth_time: dt.datetime | None = None,
                  break_glass: bool = False, ephemeral: bool = False, expired: bool = False,
-                 had_cookie: bool = False, needs_touch: bool = False):
+                 had_cookie: bool = False, needs_touch: bool = False, background: bool = False):
         def on_update(this):
             this.modified = True
             this.accessed = True
@@ -175,6 +179,8 @@ class ServerSession(CallbackDict, SessionMixin):
         self.expired = expired
         self.had_cookie = had_cookie
         self.needs_touch = needs_touch
+        # A live panel's refresh (POLL_HEADER): never counted as activity.
+        self.background = background
         self.renewed_token: str | None = None
         self.ended = False
 
@@ -240,7 +246,8 @@ class DatabaseSessionInterface(SessionInterface):
                 return ServerSession(
                     load_data(row.data), record_id=row.id, user_id=row.user_id,
                     auth_time=row.auth_time, break_glass=row.break_glass, had_cookie=True,
-                    needs_touch=at - row.last_seen_at >= TOUCH_INTERVAL)
+                    needs_touch=at - row.last_seen_at >= TOUCH_INTERVAL,
+                    background=request.headers.get(POLL_HEADER) == "true")
         except SQLAlchemyError:
             # No session store, no sign-in: pages answer 401/503, health and ingress still run.
             log.error("session store unavailable")
@@ -277,8 +284,9 @@ class DatabaseSessionInterface(SessionInterface):
 
     def _save_existing(self, app: Flask, session: ServerSession, response: Response,
                        at: dt.datetime) -> None:
-        if session.modified or session.needs_touch or session.renewed_token:
-            values: dict[str, Any] = {"last_seen_at": at}
+        background = session.background
+        if session.modified or (not background and (session.needs_touch or session.renewed_token)):
+            values: dict[str, Any] = {} if background else {"last_seen_at": at}
             if session.modified:
                 values["data"] = dump_data(session)
             with app.extensions["database"].transaction() as db:
@@ -287,7 +295,7 @@ class DatabaseSessionInterface(SessionInterface):
                 updated = db.execute(update(ConsoleSession)
                                      .where(ConsoleSession.id == session.record_id)
                                      .values(**values)).rowcount
-                if updated and session.user_id is not None:
+                if updated and session.user_id is not None and not background:
                     db.execute(update(User).where(User.id == session.user_id)
                                .values(last_seen_at=at))
             if not updated:

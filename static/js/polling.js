@@ -14,6 +14,14 @@
     }
   });
 
+  // A background refresh is not the operator doing something: the server must not count it
+  // as activity for the idle timeout (console.auth.sessions.POLL_HEADER).
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (isPoll(event.detail)) {
+      event.detail.headers["X-Console-Poll"] = "true";
+    }
+  });
+
   // Shown again: refresh at once instead of showing stale figures until the next tick.
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible" && window.htmx) {

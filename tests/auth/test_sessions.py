@@ -10,8 +10,8 @@ from flask import Blueprint, session
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from console.auth.models import ConsoleSession
-from console.auth.sessions import COOKIE_NAME, end_sessions_of
+from console.auth.models import ConsoleSession, User
+from console.auth.sessions import COOKIE_NAME, POLL_HEADER, end_sessions_of
 from console.security.permissions import Permission, require
 from tests.auth.conftest import anonymous_csrf, csrf_from
 
@@ -81,6 +81,57 @@ def test_idle_time_is_recorded_at_most_once_a_minute(client, clock, sign_in, db_
     client.get("/")
     db_session.expire_all()
     assert db_session.scalar(select(ConsoleSession.last_seen_at)) == clock.now
+
+
+POLL = {"HX-Request": "true", POLL_HEADER: "true"}
+
+
+def test_a_session_that_only_polls_still_ends_after_fifteen_idle_minutes(
+        client, clock, sign_in, db_session):
+    # PCI DSS 8.2.8: an overview left open in a tab refreshes itself every few seconds; those
+    # background refreshes are not the operator, so they must not keep the session alive.
+    sign_in(client, "viewer")
+    signed_in_at = db_session.scalar(select(ConsoleSession.last_seen_at))
+    for _ in range(14):
+        clock.advance(minutes=1)
+        assert client.get("/overview/panels", headers=POLL).status_code == 200  # served meanwhile
+    db_session.expire_all()
+    assert db_session.scalar(select(ConsoleSession.last_seen_at)) == signed_in_at
+    assert db_session.scalar(select(User.last_seen_at).where(User.username == "viewer")) \
+        <= signed_in_at
+    clock.advance(minutes=1)
+    assert client.get("/overview/panels", headers=POLL).status_code == 401
+    assert client.get("/").status_code == 302  # signed out
+
+
+def test_a_poll_that_changes_the_session_saves_it_without_counting_as_activity(
+        app, client, clock, sign_in, db_session):
+    sign_in(client, "viewer")
+    signed_in_at = db_session.scalar(select(ConsoleSession.last_seen_at))
+    probe = Blueprint("remember", __name__)
+
+    @probe.get("/probe/remember")
+    @require(Permission.VIEW_PANELS)
+    def remember():
+        session["remembered"] = "deliveries"
+        return "ok"
+
+    app.register_blueprint(probe)
+    clock.advance(minutes=2)
+    assert client.get("/probe/remember", headers=POLL).text == "ok"
+    db_session.expire_all()
+    row = db_session.scalar(select(ConsoleSession).where(ConsoleSession.user_id.is_not(None)))
+    assert row.last_seen_at == signed_in_at
+    assert "remembered" in row.data
+
+
+def test_an_operator_request_after_polls_restarts_the_idle_timer(client, clock, sign_in):
+    sign_in(client, "viewer")
+    clock.advance(minutes=10)
+    client.get("/overview/panels", headers=POLL)
+    assert client.get("/").status_code == 200  # the operator looked: activity
+    clock.advance(minutes=14)
+    assert client.get("/overview/panels", headers=POLL).status_code == 200
 
 
 def test_an_unknown_cookie_is_cleared(client):

@@ -36,8 +36,14 @@ def test_the_overview_polls_only_while_visible_without_eval(
             if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     polls: list[float] = []
-    page.on("request", lambda request: polls.append(time.monotonic())
-            if request.url.endswith(PANELS) else None)
+    marked: list[str | None] = []
+
+    def on_request(request):
+        if request.url.endswith(PANELS):
+            polls.append(time.monotonic())
+            marked.append(request.headers.get("x-console-poll"))
+
+    page.on("request", on_request)
     _sign_in(page, console, "viewer")
     assert page.url == f"{console.url}/"
     page.wait_for_timeout(2_500 * POLL_SECONDS)
@@ -53,6 +59,8 @@ def test_the_overview_polls_only_while_visible_without_eval(
         page.evaluate(SET_VISIBILITY, "visible")  # refreshed at once, not at the next tick
     page.wait_for_timeout(2_500 * POLL_SECONDS)
     assert len(polls) >= hidden_from + 3
+    # Every refresh says it is one, so it never extends the idle timeout (console.auth.sessions).
+    assert set(marked) == {"true"}
 
     # The only failed resource is /favicon.ico (there is none); no script error of any kind.
     assert [e for e in errors if not e.startswith("Failed to load resource")] == []
