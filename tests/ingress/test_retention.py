@@ -49,6 +49,23 @@ def test_only_records_older_than_the_retention_are_purged(db_session):
     assert (again.deleted, again.summary) == (0, "nothing refused before 2026-10-28 12:00 UTC")
 
 
+def test_a_counter_goes_only_once_its_last_refusal_is_past_the_retention(db_session):
+    now = NOW + dt.timedelta(seconds=30)
+    cutoff = now - dt.timedelta(days=30)
+    # Both in the cutoff's minute: one counted refusals on either side of it, one only before.
+    straddling = counter(cutoff + dt.timedelta(seconds=1), count=5,
+                         first_seen_at=cutoff - dt.timedelta(seconds=1))
+    before = counter(cutoff - dt.timedelta(seconds=1), "source_not_allowed", 403, count=7)
+    db_session.add_all([straddling, before])
+    db_session.flush()
+    assert straddling.minute == before.minute
+    purged = purge_rejections(db_session, now, 30)
+    assert purged.deleted == 1
+    db_session.expire_all()
+    assert [(r.reason, r.count) for r in db_session.scalars(select(WebhookRejection))] == [
+        ("signature_mismatch", 5)]
+
+
 def test_a_run_is_bounded_and_the_next_one_goes_on(db_session):
     _refused(db_session, 31, 32, 33, 34, 35, 1)
     first = purge_rejections(db_session, NOW, 30, batch=2, max_batches=2)
