@@ -193,6 +193,8 @@ class Settings:
     # Ask browsers to use HTTPS only; off only for plain-HTTP local development.
     hsts: bool = True
     instance_path: str = "instance"
+    # How often a page's live panels refresh themselves (templates/_poll.html); tests shorten it.
+    poll_seconds: int = 5
     # SSO, sessions, step-up and break-glass (console.auth.settings); disabled unless configured.
     auth: AuthSettings = field(default_factory=AuthSettings.disabled)
     # Webhook ingress and event pipeline (console.ingress.settings); no secrets unless configured.
@@ -274,6 +276,7 @@ class Settings:
             log_level=log_level,
             hsts=hsts,
             instance_path=_read(env, "CONSOLE_INSTANCE_PATH") or "instance",
+            poll_seconds=_int(env, "CONSOLE_POLL_SECONDS", 5, minimum=1, maximum=300),
             auth=auth,
             decisioning=DecisioningSettings.from_env(
                 env, production=environment is Environment.PRODUCTION),

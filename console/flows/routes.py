@@ -38,7 +38,8 @@ def index():
 @bp.get("/panel")
 @require(Permission.VIEW_PANELS)
 def panel():
-    return _render("flows/_partials/_switches.html")
+    """The polled state table only: the forms around it keep what an operator is typing."""
+    return _render("flows/_partials/_states.html")
 
 
 @bp.post("/<flow_name>")

@@ -25,13 +25,19 @@ def backend(request):
 
 
 @pytest.fixture
-def console(db_factory, tmp_path):
+def console_extra_env() -> dict[str, str]:
+    """More environment for the console under test; a module overrides it (faster polling)."""
+    return {}
+
+
+@pytest.fixture
+def console(db_factory, tmp_path, console_extra_env):
     url = db_factory.fresh()
     database = Database(make_engine(url))
     with database.transaction() as session:
         record_environment(session, "sandbox", Actor.cli("test"))
     database.dispose()
-    server = Gunicorn(console_env(url), tls_dir=tmp_path, workers=1, threads=4)
+    server = Gunicorn(console_env(url, **console_extra_env), tls_dir=tmp_path, workers=1, threads=4)
     with OidcProvider(CLIENT_ID, CLIENT_SECRET, [f"{server.url}/auth/callback"],
                       [f"{server.url}/auth/signed-out"]) as idp:
         server.env.update({"OIDC_ISSUER": idp.issuer, "OIDC_CLIENT_ID": CLIENT_ID,

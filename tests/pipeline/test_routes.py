@@ -16,7 +16,7 @@ from tests.ingress.helpers import TEST_PANS, deliver, message, signed
 PAGES = ["/pipeline/deliveries", "/pipeline/deliveries?verification=rejected",
          "/pipeline/duplicates", "/pipeline/dead-letters", "/pipeline/rejections",
          "/pipeline/replays", "/pipeline/status"]
-POLL = "hx-trigger=\"every 5s [document.visibilityState === 'visible']\""
+POLL = 'data-poll'
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -144,10 +144,15 @@ def test_dead_letters_list_errors_masked_and_offer_replay_to_operators(client, a
                                                                        db_session):
     deliver(client, message())
     _dead_letter(db_session)
+    stored = db_session.scalar(select(StoredMessage))
+    replay_link = f'href="/pipeline/messages/{stored.id}#replay"'
     viewer_html = as_viewer.get("/pipeline/dead-letters").get_data(as_text=True)
-    assert "411111******1111" in viewer_html and "Replay</button>" not in viewer_html
+    assert "411111******1111" in viewer_html and replay_link not in viewer_html
     operator_html = as_operator.get("/pipeline/dead-letters").get_data(as_text=True)
-    assert "Replay</button>" in operator_html
+    assert replay_link in operator_html
+    # The list refreshes itself, so the reason is typed on the message page, which does not.
+    assert 'id="replay"' in as_operator.get(f"/pipeline/messages/{stored.id}").get_data(
+        as_text=True)
 
 
 def test_a_viewer_cannot_replay_or_preview(client, as_viewer, db_session):
