@@ -1,4 +1,4 @@
-"""The inbox: one row per distinct message, one per accepted delivery, one per refused attempt.
+"""The inbox: one row per distinct message, one per accepted delivery; refusals are counted.
 
 Idempotency lives in the database: ``webhook_id`` and ``business_key`` are both UNIQUE on
 ``webhook_message``, so however many deliveries race, one message row exists and only that row
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -140,18 +141,48 @@ class WebhookDelivery(Base):
 
 
 class WebhookRejection(Base):
-    """A refused attempt: why, from where, when. Never the body."""
+    """Refused attempts, counted: one row per (minute, source address, reason). Never the body.
+
+    Unauthenticated traffic must not become one write per request: every refusal is an atomic
+    upsert (``services.record_rejection``) that adds to ``count`` and moves ``last_seen_at``, so
+    a flood from one address costs one row a minute per reason, however many processes take it.
+    ``detail``, ``http_status``, ``peer_ip`` and ``webhook_id`` are one sample (the first that
+    had one), not every value seen. How many refusals = the SUM of ``count``, never rows.
+    """
 
     __tablename__ = "webhook_rejection"
+    __table_args__ = (
+        # The upsert's conflict target; led by ``minute`` so time windows and the retention
+        # purge use it too (no further index on the hot path).
+        UniqueConstraint("minute", "source_ip", "reason"),
+        CheckConstraint("count > 0", name="count_positive"),
+    )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    received_at: Mapped[dt.datetime] = mapped_column(index=True)
+    # The start of the UTC minute the refusals fall in (``minute_of``).
+    minute: Mapped[dt.datetime]
+    # The client as established by the source checks; "" when unknown (a key column cannot be
+    # NULL: NULLs never conflict, so they would never be aggregated).
+    source_ip: Mapped[str] = mapped_column(String(45), index=True)
     # A fixed code (signature, source, size, body): safe to show and to group by.
-    reason: Mapped[str] = mapped_column(String(48), index=True)
+    reason: Mapped[str] = mapped_column(String(48))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    http_status: Mapped[int] = mapped_column(Integer)
     # Which header or field, from our own vocabulary only; never request content.
     detail: Mapped[str | None] = mapped_column(String(100))
-    http_status: Mapped[int] = mapped_column(Integer)
-    source_ip: Mapped[str | None] = mapped_column(String(45), index=True)
     peer_ip: Mapped[str | None] = mapped_column(String(45))
     # Only when well-formed, and card-number-masked: it is unauthenticated input.
     webhook_id: Mapped[str | None] = mapped_column(String(256))
+
+    @classmethod
+    def seen_since(cls, since: dt.datetime):
+        """Buckets with refusals at or after ``since`` (to the minute: the bucket ``since``
+        falls in counts whole)."""
+        return cls.minute >= minute_of(since)
+
+
+def minute_of(at: dt.datetime) -> dt.datetime:
+    """The rejection bucket an instant falls in: its UTC minute."""
+    return at.astimezone(dt.UTC).replace(second=0, microsecond=0)

@@ -1,11 +1,13 @@
-"""Purging refused-delivery records (``webhook_rejection``) past their retention.
+"""Purging refused-delivery records (``webhook_rejection``, counters per minute) past their
+retention.
 
 They record traffic, not money: who sent what we refused and why, for the rejected-traffic
 page. A flood of forged deliveries below the rate limit would otherwise grow the table without
 bound. Accepted messages and their deliveries are evidence of payments and are never purged
 here.
 
-The scheduled job (``ingress.purge_rejections``) deletes in batches of the oldest rows and stops
+A counter goes once its last refusal is older than the cutoff. The scheduled job
+(``ingress.purge_rejections``) deletes in batches of the oldest rows and stops
 after a bounded number per run, so one run never holds a long transaction; the next run goes on.
 """
 
@@ -42,18 +44,19 @@ class Purged:
 def purge_rejections(session: Session, now: dt.datetime, retention_days: int, *,
                      batch: int = BATCH, max_batches: int = MAX_BATCHES_PER_RUN) -> Purged:
     cutoff = now - dt.timedelta(days=retention_days)
+    # ``minute`` (indexed) narrows the scan; ``last_seen_at`` is the exact test.
+    expired = (WebhookRejection.minute < cutoff, WebhookRejection.last_seen_at < cutoff)
     deleted = 0
     for _ in range(max_batches):
-        oldest = (select(WebhookRejection.id).where(WebhookRejection.received_at < cutoff)
-                  .order_by(WebhookRejection.received_at).limit(batch))
+        oldest = (select(WebhookRejection.id).where(*expired)
+                  .order_by(WebhookRejection.minute).limit(batch))
         removed = session.execute(delete(WebhookRejection)
                                   .where(WebhookRejection.id.in_(oldest.scalar_subquery()))
                                   .execution_options(synchronize_session=False)).rowcount
         deleted += removed
         if removed < batch:
             return Purged(deleted, False, cutoff)
-    left = session.scalar(select(WebhookRejection.id)
-                          .where(WebhookRejection.received_at < cutoff).limit(1))
+    left = session.scalar(select(WebhookRejection.id).where(*expired).limit(1))
     return Purged(deleted, left is not None, cutoff)
 
 

@@ -7,8 +7,9 @@ all of them pass: source address (trusted proxies, allowlist, rate limit, mTLS p
 → Standard Webhooks signature over the raw bytes → body parsing → store and COMMIT → answer.
 
 Refusals get short JSON bodies that name no detail (operators see the reason on the rejected
-traffic page) and are recorded without the body. Rate-limited requests are not recorded one by
-one, so a flood cannot turn into a flood of database writes.
+traffic page) and are counted without the body: one counter per minute, source and reason
+(``services.record_rejection``), so unauthenticated traffic cannot grow a table by a row per
+request. Rate-limited requests are not recorded at all.
 """
 
 from __future__ import annotations

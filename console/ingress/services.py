@@ -35,7 +35,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
-from sqlalchemy import Connection, Row, bindparam, insert, literal, literal_column, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -50,6 +60,7 @@ from console.ingress.models import (
     StoredMessage,
     WebhookDelivery,
     WebhookRejection,
+    minute_of,
 )
 from console.ingress.settings import IngressSettings
 from console.ingress.verify import Source
@@ -171,7 +182,33 @@ _INSERT_FIRST_DELIVERY_PG = str(_insert_first_delivery_pg().compile(dialect=_PG_
 _INSERT_MESSAGE_SQLITE = (sqlite.insert(_MESSAGES).values(_message_values())
                           .on_conflict_do_nothing().returning(_MESSAGES.c.id))
 _INSERT_DELIVERY = insert(_DELIVERIES)
-_INSERT_REJECTION = insert(_REJECTIONS)
+
+
+def _upsert_rejection(dialect, least, greatest):
+    """One refusal added to its (minute, source, reason) counter, atomically: the INSERT or the
+    UPDATE of the existing row is one statement, and a concurrent one on the same key waits on
+    the row (PostgreSQL) or the write lock (SQLite), then adds to the committed count."""
+    statement = dialect.insert(_REJECTIONS).values(
+        {column: bindparam(column, type_=_REJECTIONS.c[column].type) for column in (
+            "minute", "source_ip", "reason", "count", "first_seen_at", "last_seen_at",
+            "http_status", "detail", "peer_ip", "webhook_id")})
+    new, old = statement.excluded, _REJECTIONS.c
+    return statement.on_conflict_do_update(
+        index_elements=[old.minute, old.source_ip, old.reason],
+        set_={"count": old["count"] + new["count"],
+              "first_seen_at": least(old.first_seen_at, new.first_seen_at),
+              "last_seen_at": greatest(old.last_seen_at, new.last_seen_at),
+              # One sample each: the first that had one.
+              **{name: func.coalesce(old[name], new[name])
+                 for name in ("detail", "peer_ip", "webhook_id")}})
+
+
+# SQLite's two-argument min()/max() are its LEAST/GREATEST (its datetimes are ISO text, which
+# orders as time).
+_UPSERT_REJECTION = {
+    "postgresql": _upsert_rejection(postgresql, func.least, func.greatest),
+    "sqlite": _upsert_rejection(sqlite, func.min, func.max),
+}
 _RECORD_ANSWER = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("message_id"))
                   .values(answer_body=bindparam("answer_body"),
                           decision=bindparam("decision"),
@@ -307,15 +344,18 @@ def _winner(connection: Connection, webhook_id: str, key: str) -> Row:
 def record_rejection(database: Database, *, reason: str, status: int, source: Source,
                      received_at: dt.datetime, detail: str | None = None,
                      webhook_id: str | None = None) -> None:
-    """Best effort: a refused delivery is refused whether or not the record can be written."""
+    """Best effort: a refused delivery is refused whether or not the record can be written.
+    Counted, not appended (``WebhookRejection``): one upsert, so unauthenticated traffic cannot
+    grow the table by a row per request."""
     log.warning("webhook delivery refused: %s", reason,
                 extra={"reason": reason, "status": status, "source_ip": source.client_ip})
     try:
-        with database.transaction() as session:
-            session.connection().execute(_INSERT_REJECTION, dict(
-                received_at=received_at, reason=reason[:48],
-                detail=redact_identifier(detail or None),
-                http_status=status, source_ip=source.client_ip, peer_ip=source.peer_ip,
+        with _core_transaction(database) as connection:
+            connection.execute(_UPSERT_REJECTION[connection.dialect.name], dict(
+                minute=minute_of(received_at), source_ip=source.client_ip or "",
+                reason=reason[:48], count=1, first_seen_at=received_at,
+                last_seen_at=received_at, http_status=status,
+                detail=redact_identifier(detail or None), peer_ip=source.peer_ip,
                 webhook_id=redact_identifier(webhook_id or None),
             ))
     except SQLAlchemyError as exc:

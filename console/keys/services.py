@@ -237,18 +237,19 @@ def webhook_secrets_item(session: Session, settings: Settings, at: dt.datetime) 
 def signature_rejections_item(session: Session, at: dt.datetime) -> Item:
     since = at - REJECTION_WINDOW
     rows = session.execute(
-        select(WebhookRejection.reason, func.count(), func.max(WebhookRejection.received_at))
-        .where(WebhookRejection.received_at >= since,
+        select(WebhookRejection.reason, func.sum(WebhookRejection.count),
+               func.max(WebhookRejection.last_seen_at))
+        .where(WebhookRejection.seen_since(since),
                or_(*(WebhookRejection.reason.startswith(prefix)
                      for prefix in SIGNATURE_REASON_PREFIXES)))
         .group_by(WebhookRejection.reason)
         .order_by(WebhookRejection.reason)).all()
-    total = sum(count for _reason, count, _last in rows)
+    total = sum(int(count) for _reason, count, _last in rows)
     item = Item("signature_rejections", "Webhook signature rejections (last 24 h)",
                 facts=[("total_24h", "Refused for signature or timestamp", total)],
                 columns=(Column("reason", "Reason"), Column("count", "Count"),
                          Column("last_at", "Last")),
-                rows=[{"reason": reason, "count": count, "last_at": _aware(last)}
+                rows=[{"reason": reason, "count": int(count), "last_at": _aware(last)}
                       for reason, count, last in rows],
                 empty="No delivery was refused for its signature or timestamp in the last 24 h.")
     if total:

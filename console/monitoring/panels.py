@@ -118,7 +118,9 @@ def overview(session: Session, environment: str, now: dt.datetime | None = None)
         flows=flows,
         backlog=queue,
         duplicates=duplicate_totals(session),
-        rejections_24h=_count(session, WebhookRejection, WebhookRejection.received_at >= day_ago),
+        rejections_24h=int(session.scalar(
+            select(func.sum(WebhookRejection.count)).where(WebhookRejection.seen_since(day_ago)))
+            or 0),
         delivery_latency=delivery_latency(session, now - dt.timedelta(hours=1)),
         decisions=decisions,
         posting_failures=_count(session, TransactionPosting,

@@ -155,10 +155,11 @@ def search_rejections(session: Session, criteria: DeliveryFilter, limit: int = P
     if criteria.q:
         query = query.where(or_(WebhookRejection.webhook_id == criteria.q,
                                 WebhookRejection.source_ip == criteria.q))
+    # Counters per minute: one matches if it saw a refusal in the range.
     if criteria.since:
-        query = query.where(WebhookRejection.received_at >= criteria.since)
+        query = query.where(WebhookRejection.last_seen_at >= criteria.since)
     if criteria.until:
-        query = query.where(WebhookRejection.received_at < criteria.until)
+        query = query.where(WebhookRejection.first_seen_at < criteria.until)
     if criteria.before_id:
         query = query.where(WebhookRejection.id < criteria.before_id)
     return list(session.scalars(query.order_by(WebhookRejection.id.desc()).limit(limit)))
@@ -299,18 +300,19 @@ class RejectionSummary:
 def rejection_summary(session: Session, *, hours: int = 24, now: dt.datetime | None = None,
                       top: int = 15) -> RejectionSummary:
     since = (now or utcnow()) - dt.timedelta(hours=hours)
-    recent_window = WebhookRejection.received_at >= since
+    recent_window = WebhookRejection.seen_since(since)
+    # Rows are counters: every total is a sum of ``count``.
+    refused = func.sum(WebhookRejection.count)
     by_reason = session.execute(
-        select(WebhookRejection.reason, func.count()).where(recent_window)
-        .group_by(WebhookRejection.reason).order_by(func.count().desc()).limit(top)).all()
-    source = func.coalesce(WebhookRejection.source_ip, "unknown")
+        select(WebhookRejection.reason, refused).where(recent_window)
+        .group_by(WebhookRejection.reason).order_by(refused.desc()).limit(top)).all()
+    source = func.coalesce(func.nullif(WebhookRejection.source_ip, ""), "unknown")
     by_source = session.execute(
-        select(source, func.count()).where(recent_window)
-        .group_by(source).order_by(func.count().desc()).limit(top)).all()
-    total = session.scalar(select(func.count()).select_from(WebhookRejection)
-                           .where(recent_window)) or 0
+        select(source, refused).where(recent_window)
+        .group_by(source).order_by(refused.desc()).limit(top)).all()
+    total = session.scalar(select(refused).where(recent_window)) or 0
     recent = list(session.scalars(select(WebhookRejection).order_by(
-        WebhookRejection.id.desc()).limit(20)))
+        WebhookRejection.minute.desc(), WebhookRejection.last_seen_at.desc()).limit(20)))
     return RejectionSummary(since, int(total), [(r, int(c)) for r, c in by_reason],
                             [(s, int(c)) for s, c in by_source], recent)
 

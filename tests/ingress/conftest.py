@@ -45,7 +45,9 @@ class Counts:
         return {
             "messages": self.session.scalar(select(func.count()).select_from(StoredMessage)),
             "deliveries": self.session.scalar(select(func.count()).select_from(WebhookDelivery)),
-            "rejections": self.session.scalar(select(func.count()).select_from(WebhookRejection)),
+            # Refused deliveries: the sum of the counters (rows are per minute, source, reason).
+            "rejections": self.session.scalar(select(func.coalesce(
+                func.sum(WebhookRejection.count), 0))),
         }
 
 

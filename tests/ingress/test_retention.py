@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from console.db import Database, make_engine
-from console.ingress.models import StoredMessage, WebhookDelivery, WebhookRejection
+from console.ingress.models import StoredMessage, WebhookDelivery, WebhookRejection, minute_of
 from console.ingress.retention import purge_rejections
 from console.scheduler.models import JobStatus
 from console.scheduler.registry import JOBS
@@ -20,18 +20,22 @@ from tests.ingress.helpers import deliver, ingress_settings, message
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
 
+def counter(at: dt.datetime, reason: str = "signature_mismatch", http_status: int = 401,
+            count: int = 1, first_seen_at: dt.datetime | None = None) -> WebhookRejection:
+    return WebhookRejection(minute=minute_of(at), source_ip="203.0.113.9", reason=reason,
+                            count=count, first_seen_at=first_seen_at or at, last_seen_at=at,
+                            http_status=http_status, peer_ip="203.0.113.9")
+
+
 def _refused(session, *ages_days: float) -> None:
-    session.add_all(WebhookRejection(received_at=NOW - dt.timedelta(days=age),
-                                     reason="signature_mismatch", http_status=401,
-                                     source_ip="203.0.113.9", peer_ip="203.0.113.9")
-                    for age in ages_days)
+    session.add_all(counter(NOW - dt.timedelta(days=age)) for age in ages_days)
     session.flush()
 
 
 def _ages(session) -> list[float]:
     session.expire_all()
     return sorted((NOW - at).total_seconds() / 86_400 for at in session.scalars(
-        select(WebhookRejection.received_at)))
+        select(WebhookRejection.last_seen_at)))
 
 
 def test_only_records_older_than_the_retention_are_purged(db_session):
@@ -43,6 +47,23 @@ def test_only_records_older_than_the_retention_are_purged(db_session):
                               "2026-10-28 12:00 UTC")
     again = purge_rejections(db_session, NOW, 30)
     assert (again.deleted, again.summary) == (0, "nothing refused before 2026-10-28 12:00 UTC")
+
+
+def test_a_counter_goes_only_once_its_last_refusal_is_past_the_retention(db_session):
+    now = NOW + dt.timedelta(seconds=30)
+    cutoff = now - dt.timedelta(days=30)
+    # Both in the cutoff's minute: one counted refusals on either side of it, one only before.
+    straddling = counter(cutoff + dt.timedelta(seconds=1), count=5,
+                         first_seen_at=cutoff - dt.timedelta(seconds=1))
+    before = counter(cutoff - dt.timedelta(seconds=1), "source_not_allowed", 403, count=7)
+    db_session.add_all([straddling, before])
+    db_session.flush()
+    assert straddling.minute == before.minute
+    purged = purge_rejections(db_session, now, 30)
+    assert purged.deleted == 1
+    db_session.expire_all()
+    assert [(r.reason, r.count) for r in db_session.scalars(select(WebhookRejection))] == [
+        ("signature_mismatch", 5)]
 
 
 def test_a_run_is_bounded_and_the_next_one_goes_on(db_session):
@@ -80,14 +101,13 @@ def test_the_scheduled_job_uses_the_retention_of_its_app(db_factory):
                      database=database)
     now = dt.datetime.now(dt.UTC)
     with database.transaction() as session:
-        session.add_all(WebhookRejection(received_at=now - dt.timedelta(days=age),
-                                         reason="source_not_allowed", http_status=403)
+        session.add_all(counter(now - dt.timedelta(days=age), "source_not_allowed", 403)
                         for age in (1, 3))
     [job] = [job for job in JOBS if job.name == "ingress.purge_rejections"]
     try:
         assert run_job(database, job, app) == "success"
         with database.transaction() as session:
-            kept = session.scalars(select(WebhookRejection.received_at)).all()
+            kept = session.scalars(select(WebhookRejection.last_seen_at)).all()
             status = session.scalar(select(JobStatus).where(JobStatus.name == job.name))
             assert len(kept) == 1 and now - kept[0] < dt.timedelta(days=2)
             assert status.last_summary.startswith("purged 1 refused-delivery record")

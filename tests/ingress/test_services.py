@@ -312,11 +312,11 @@ def test_a_conflicting_message_that_vanishes_before_it_is_read_is_a_503(client, 
     assert [d.disposition for d in deliveries(db_session)] == ["first"]
 
 
-def test_a_refusal_is_still_refused_when_it_cannot_be_recorded(client, test_database, counts,
+def test_a_refusal_is_still_refused_when_it_cannot_be_recorded(client, counts,
                                                                monkeypatch, caplog):
     raw, headers = signed(message())
     headers["webhook-signature"] = "v1," + "A" * 43 + "="
-    monkeypatch.setattr(test_database, "transaction", contextmanager(_database_error))
+    monkeypatch.setattr(services, "_core_transaction", contextmanager(_database_error))
     response = client.post(WEBHOOK_PATH, data=raw, headers=headers)
     assert response.status_code == 401
     assert response.json == {"status": "error", "error": "unauthorized"}

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from console.auth.settings import AuthSettings
 from console.db import utcnow
 from console.finci.webhook_signature import WebhookSecret
-from console.ingress.models import StoredMessage, WebhookRejection
+from console.ingress.models import StoredMessage, WebhookRejection, minute_of
 from console.ingress.settings import IngressSettings
 from console.scheduler.models import JobStatus
 from console.transactions.settings import LifecycleSettings
@@ -61,7 +61,9 @@ def add_message(session, verified_by: str, received_at: dt.datetime) -> None:
 
 
 def add_rejection(session, reason: str, received_at: dt.datetime) -> None:
-    session.add(WebhookRejection(received_at=received_at, reason=reason, http_status=401))
+    session.add(WebhookRejection(minute=minute_of(received_at), source_ip="203.0.113.9",
+                                 reason=reason, count=1, first_seen_at=received_at,
+                                 last_seen_at=received_at, http_status=401))
     session.flush()
 
 

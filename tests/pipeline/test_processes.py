@@ -22,7 +22,7 @@ from console.db import Database, make_engine, utcnow
 from console.deployment import record_environment
 from console.finci.payload import parse_message
 from console.ingress import services as ingress
-from console.ingress.models import MessageStatus, StoredMessage
+from console.ingress.models import MessageStatus, StoredMessage, WebhookRejection
 from console.ingress.verify import Source
 from console.pipeline.models import MessageEffect, Outcome, ProcessingAttempt
 from tests.ingress.helpers import (
@@ -144,6 +144,36 @@ def test_fifty_concurrent_deliveries_of_one_message_are_one_message_and_one_effe
         assert (after["effects"], after["applied"], after["applied_twice"]) == (1, 1, 0)
     finally:
         counts.close()
+
+
+def test_an_unsigned_flood_across_processes_is_counted_not_written_row_by_row(pg_url,
+                                                                            pan_scanner):
+    """Issue 11: 600 unsigned POSTs wrote 600 rows. Two processes racing on one counter now
+    add up to the exact total in one row per minute."""
+    raw, headers = signed(body())
+    del headers["webhook-signature"]
+    with Gunicorn(process_env(pg_url), workers=2, threads=8) as server:
+        barrier = threading.Barrier(20)
+
+        def flood(_):
+            barrier.wait()
+            with requests.Session() as session:
+                return [post(server.url, raw, headers, session)[0].status_code
+                        for _ in range(15)]
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = [status for batch in pool.map(flood, range(20)) for status in batch]
+    pan_scanner.scan(server.output(), "gunicorn")
+    assert set(statuses) == {401}
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as connection:
+            written = connection.execute(
+                select(func.count()).select_from(WebhookRejection)).scalar_one()
+            assert 1 <= written <= 2  # one counter, or two if the flood crossed a minute
+            assert connection.execute(select(func.sum(WebhookRejection.count))).scalar() == 300
+    finally:
+        engine.dispose()
 
 
 def test_database_outage_answers_503_fast_and_loses_nothing_acknowledged(

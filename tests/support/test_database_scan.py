@@ -16,8 +16,9 @@ def scratch(db_factory):
     engine = make_engine(db_factory.fresh())
     with engine.begin() as connection:
         connection.execute(text(
-            "INSERT INTO webhook_rejection (received_at, reason, http_status, detail) "
-            "VALUES (CURRENT_TIMESTAMP, 'test', 400, 'msg_411111******1111')"))
+            "INSERT INTO webhook_rejection (minute, source_ip, reason, count, first_seen_at, "
+            "last_seen_at, http_status, detail) VALUES (CURRENT_TIMESTAMP, '', 'test', 1, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 400, 'msg_411111******1111')"))
     yield engine
     # What a test plants must not fail the real run's end-of-run scan.
     with engine.begin() as connection:
