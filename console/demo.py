@@ -27,9 +27,13 @@ from pathlib import Path
 import requests
 
 from console.devcert import write_self_signed
+from console.simulator.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
 PERSONAS = ("viewer", "operator", "oncall", "compliance", "admin")
+# The simulator's run and `flask demo seed` get the same seed and card count, so the console
+# knows every card the simulator scripts (both read the book from scenarios.run_book).
+SIMULATOR_SEED = 1
 
 
 def _ed25519_pem() -> str:
@@ -176,8 +180,9 @@ class Demo:
         issuer = self.start_idp(env)
         env["OIDC_ISSUER"] = issuer
         self.flask(env, "db", "upgrade")
+        cards = ["--seed", str(SIMULATOR_SEED), "--cards", str(SCENARIOS["steady"].cards)]
         if _has_command(env, "demo"):
-            self.flask(env, "demo", "seed")
+            self.flask(env, "demo", "seed", *cards)
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         self.start("web", [str(Path(sys.executable).parent / "gunicorn"), "-c",
                            str(ROOT / "gunicorn.conf.py"), "wsgi:app"], env)
@@ -191,7 +196,7 @@ class Demo:
                 "--console-url", env["DEMO_CONSOLE_URL"],
                 "--secret-file", env["FINCI_WEBHOOK_SECRETS_FILE"],
                 "--ca-file", str(self.state / "cert.pem"),
-                "--rate", str(self.rate),
+                "--rate", str(self.rate), *cards,
                 "--card-api-port", str(self.card_api_port),
                 "--card-api-token-file", env["FINCI_API_TOKEN_FILE"],
                 "--card-api-secret-file", env["FINCI_API_SECRET_FILE"],
