@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -65,6 +66,7 @@ class Demo:
     simulate: bool
     rate: float
     children: list[Child] = field(default_factory=list)
+    console_env: dict[str, str] = field(default_factory=dict)
 
     # --- state -------------------------------------------------------------------------------
 
@@ -88,12 +90,13 @@ class Demo:
         api_token = self._secret("finci_api_token", lambda: secrets.token_urlsafe(24))
         api_secret = self._secret("finci_api_secret", lambda: secrets.token_urlsafe(32))
         audit_key = self._secret("audit_export_signing_key", _ed25519_pem)
-        base = f"https://localhost:{self.port}"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("CONSOLE_", "OIDC_", "FINCI_", "DATABASE_", "SECRET_KEY",
                                     "AUDIT_EXPORT_"))}
-        env.update({
-            "PYTHONPATH": str(ROOT),
+        # The console's own configuration, the same for every process and for `.demo/env`.
+        # Secrets only as *_FILE paths: the values stay in their 0600 files in the state folder
+        # and never appear in an environment listing, the env file or a log.
+        self.console_env = {
             "CONSOLE_ENVIRONMENT": "sandbox",
             "CONSOLE_MODE": "development",
             "SECRET_KEY_FILE": str(secret_key),
@@ -109,9 +112,27 @@ class Demo:
             "FINCI_API_TOKEN_FILE": str(api_token),
             "FINCI_API_SECRET_FILE": str(api_secret),
             "AUDIT_EXPORT_SIGNING_KEY_FILE": str(audit_key),
-            "DEMO_CONSOLE_URL": base,
-        })
+        }
+        env.update(self.console_env, PYTHONPATH=str(ROOT),
+                   DEMO_CONSOLE_URL=f"https://localhost:{self.port}")
         return env
+
+    def write_env_file(self) -> Path:
+        """`.demo/env`: the running demo's configuration for `flask --app wsgi ...` in another
+        shell (`. .demo/env`). Secrets as file paths only; 0600 anyway, since it says where
+        they are."""
+        path = self.state / "env"
+        lines = ["# The running demo's configuration: `. .demo/env`, then `flask --app wsgi ...`",
+                 *(f"export {name}={shlex.quote(value)}"
+                   for name, value in sorted(self.console_env.items())),
+                 # This checkout's `flask`, and its `wsgi` from any directory.
+                 f"export PYTHONPATH={shlex.quote(str(ROOT))}",
+                 f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"']
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file keeps its mode through O_TRUNC
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return path
 
     # --- processes ---------------------------------------------------------------------------
 
@@ -178,7 +199,8 @@ class Demo:
     def run(self) -> None:
         env = self.prepare()
         issuer = self.start_idp(env)
-        env["OIDC_ISSUER"] = issuer
+        env["OIDC_ISSUER"] = self.console_env["OIDC_ISSUER"] = issuer
+        env_file = self.write_env_file()
         self.flask(env, "db", "upgrade")
         cards = ["--seed", str(SIMULATOR_SEED), "--cards", str(SCENARIOS["steady"].cards)]
         if _has_command(env, "demo"):
@@ -201,7 +223,7 @@ class Demo:
                 "--card-api-token-file", env["FINCI_API_TOKEN_FILE"],
                 "--card-api-secret-file", env["FINCI_API_SECRET_FILE"],
             ], env)
-        print(_banner(env["DEMO_CONSOLE_URL"], issuer, self.state), flush=True)
+        print(_banner(env["DEMO_CONSOLE_URL"], issuer, self.state, env_file), flush=True)
         while True:
             self.check_children()
             time.sleep(1)
@@ -213,7 +235,7 @@ def _has_command(env: dict[str, str], name: str) -> bool:
     return result.returncode == 0
 
 
-def _banner(url: str, issuer: str, state: Path) -> str:
+def _banner(url: str, issuer: str, state: Path, env_file: Path) -> str:
     personas = ", ".join(PERSONAS)
     return (
         "\n  FINCI console demo (sandbox) is running\n"
@@ -221,6 +243,7 @@ def _banner(url: str, issuer: str, state: Path) -> str:
         f"    sign in:   one click as any persona ({personas}) on the local identity provider\n"
         f"    identity:  {issuer}\n"
         f"    logs:      {state / 'logs'}/\n"
+        f"    CLI:       . {env_file}   then e.g. flask --app wsgi keys status\n"
         "  Ctrl-C stops everything; delete .demo/ to start from scratch.\n"
     )
 
