@@ -6,6 +6,7 @@ configuration error (click's convention).
 
 from __future__ import annotations
 
+import copy
 import getpass
 import json
 import sys
@@ -155,3 +156,42 @@ def register_commands(app: Flask) -> None:
     from console.keys.commands import keys_group
 
     app.cli.add_command(keys_group)
+
+
+class NotConfigured(click.ClickException):
+    """A command run without valid configuration (exit 2, the usage/configuration code)."""
+
+    exit_code = 2
+
+
+def _refusing(command: click.Command, problem: str) -> click.Command:
+    """A copy of ``command`` (and of its subcommands) that describes itself as usual but stops
+    with ``problem`` when run. Copies, so the shared command objects stay untouched."""
+    clone = copy.copy(command)
+    if isinstance(command, click.Group):
+        clone.commands = {name: _refusing(sub, problem) for name, sub in command.commands.items()}
+
+        def group_callback(*_args, **_kwargs):
+            # A group's callback runs before its subcommand is parsed: refuse only when the
+            # group itself is the command (``scheduler``), so ``scheduler jobs --help`` works.
+            if click.get_current_context().invoked_subcommand is None:
+                raise NotConfigured(problem)
+
+        clone.callback = group_callback
+    else:
+        def callback(*_args, **_kwargs):
+            raise NotConfigured(problem)
+
+        clone.callback = callback
+    return clone
+
+
+def commands_only_app(problem: str) -> Flask:
+    """The app the Flask CLI gets when the configuration is invalid: it lists every command and
+    answers ``--help`` at any level, and every command stops with ``problem`` (exit 2). It has
+    no blueprints, so nothing can be served from it."""
+    app = Flask("console")
+    register_commands(app)
+    app.cli.commands = {name: _refusing(command, problem)
+                        for name, command in app.cli.commands.items()}
+    return app

@@ -13,23 +13,33 @@ wsgi worker`, `flask --app wsgi scheduler`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from console.devcert import write_self_signed
+from console.simulator.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
 PERSONAS = ("viewer", "operator", "oncall", "compliance", "admin")
+# The simulator's run and `flask demo seed` get the same seed and card count, so the console
+# knows every card the simulator scripts (both read the book from scenarios.run_book).
+SIMULATOR_SEED = 1
+# How long the children get to exit after TERM before they are killed (gunicorn finishes its
+# in-flight requests; the simulator sends its pending advices).
+STOP_TIMEOUT_S = 15.0
 
 
 def _ed25519_pem() -> str:
@@ -61,6 +71,8 @@ class Demo:
     simulate: bool
     rate: float
     children: list[Child] = field(default_factory=list)
+    console_env: dict[str, str] = field(default_factory=dict)
+    stop_timeout: float = STOP_TIMEOUT_S
 
     # --- state -------------------------------------------------------------------------------
 
@@ -84,12 +96,13 @@ class Demo:
         api_token = self._secret("finci_api_token", lambda: secrets.token_urlsafe(24))
         api_secret = self._secret("finci_api_secret", lambda: secrets.token_urlsafe(32))
         audit_key = self._secret("audit_export_signing_key", _ed25519_pem)
-        base = f"https://localhost:{self.port}"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("CONSOLE_", "OIDC_", "FINCI_", "DATABASE_", "SECRET_KEY",
                                     "AUDIT_EXPORT_"))}
-        env.update({
-            "PYTHONPATH": str(ROOT),
+        # The console's own configuration, the same for every process and for `.demo/env`.
+        # Secrets only as *_FILE paths: the values stay in their 0600 files in the state folder
+        # and never appear in an environment listing, the env file or a log.
+        self.console_env = {
             "CONSOLE_ENVIRONMENT": "sandbox",
             "CONSOLE_MODE": "development",
             "SECRET_KEY_FILE": str(secret_key),
@@ -105,19 +118,39 @@ class Demo:
             "FINCI_API_TOKEN_FILE": str(api_token),
             "FINCI_API_SECRET_FILE": str(api_secret),
             "AUDIT_EXPORT_SIGNING_KEY_FILE": str(audit_key),
-            "DEMO_CONSOLE_URL": base,
-        })
+        }
+        env.update(self.console_env, PYTHONPATH=str(ROOT),
+                   DEMO_CONSOLE_URL=f"https://localhost:{self.port}")
         return env
+
+    def write_env_file(self) -> Path:
+        """`.demo/env`: the running demo's configuration for `flask --app wsgi ...` in another
+        shell (`. .demo/env`). Secrets as file paths only; 0600 anyway, since it says where
+        they are."""
+        path = self.state / "env"
+        lines = ["# The running demo's configuration: `. .demo/env`, then `flask --app wsgi ...`",
+                 *(f"export {name}={shlex.quote(value)}"
+                   for name, value in sorted(self.console_env.items())),
+                 # This checkout's `flask`, and its `wsgi` from any directory.
+                 f"export PYTHONPATH={shlex.quote(str(ROOT))}",
+                 f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"']
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file keeps its mode through O_TRUNC
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return path
 
     # --- processes ---------------------------------------------------------------------------
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
         log_path = self.state / "logs" / f"{name}.log"
-        log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name, process, log_path)
-        self.children.append(child)
+        with _STOP.held():  # a stop request waits until the child is recorded
+            log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+            child = Child(name, process, log_path)
+            self.children.append(child)
         return child
 
     def start_idp(self, env: dict[str, str]) -> str:
@@ -127,11 +160,12 @@ class Demo:
                        IDP_REDIRECT_URIS=f"{base}/auth/callback",
                        IDP_POST_LOGOUT_REDIRECT_URIS=f"{base}/ {base}/auth/signed-out")
         node = shutil.which("node") or "node"
-        process = subprocess.Popen([node, "server.js"], cwd=ROOT / "idp", env=idp_env,
-                                   stdout=subprocess.PIPE, stderr=open(  # noqa: SIM115
-                                       self.state / "logs" / "idp.log", "ab"),
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        self.children.append(Child("idp", process, self.state / "logs" / "idp.log"))
+        with _STOP.held():
+            process = subprocess.Popen([node, "server.js"], cwd=ROOT / "idp", env=idp_env,
+                                       stdout=subprocess.PIPE, stderr=open(  # noqa: SIM115
+                                           self.state / "logs" / "idp.log", "ab"),
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            self.children.append(Child("idp", process, self.state / "logs" / "idp.log"))
         line = process.stdout.readline().decode()
         if not line:
             raise SystemExit("the identity provider did not start; see .demo/logs/idp.log")
@@ -157,27 +191,48 @@ class Demo:
 
     def check_children(self) -> None:
         for child in self.children:
-            if child.process.poll() is not None:
-                raise SystemExit(f"{child.name} stopped (exit {child.process.returncode}); "
+            # Not reaped here (``stop`` sweeps the group of an exited child, then reaps it).
+            ended = _exited(child.process.pid)
+            if ended:
+                raise SystemExit(f"{child.name} stopped (status {ended.si_status}); "
                                  f"see {child.log_path}")
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            if child.process.poll() is None:
-                os.killpg(child.process.pid, signal.SIGTERM)
-        for child in self.children:
-            try:
-                child.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.process.pid, signal.SIGKILL)
+        """Stop every child and everything it started: TERM to each child's process group, up
+        to ``stop_timeout`` seconds for all of them to exit, then KILL.
+
+        Each child leads its own process group (``start_new_session``), so gunicorn's workers
+        and anything else a child started go with it. A group is swept with KILL as soon as its
+        leader has exited (stragglers have no one left to stop them); the leader is reaped only
+        after that, so its pid, which is the group's id, cannot have been reused meanwhile.
+        """
+        running = [c for c in self.children if c.process.returncode is None]
+        for child in reversed(running):
+            _signal_group(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while running:
+            for child in list(running):
+                if _exited(child.process.pid):
+                    _signal_group(child.process.pid, signal.SIGKILL)
+                    child.process.wait()
+                    running.remove(child)
+            if running and time.monotonic() >= deadline:
+                for child in running:
+                    _signal_group(child.process.pid, signal.SIGKILL)
+                    child.process.wait()
+                running = []
+            elif running:
+                time.sleep(0.05)
 
     def run(self) -> None:
         env = self.prepare()
         issuer = self.start_idp(env)
-        env["OIDC_ISSUER"] = issuer
+        env["OIDC_ISSUER"] = self.console_env["OIDC_ISSUER"] = issuer
+        env_file = self.write_env_file()
         self.flask(env, "db", "upgrade")
+        cards = ["--seed", str(SIMULATOR_SEED), "--cards", str(SCENARIOS["steady"].cards)]
         if _has_command(env, "demo"):
-            self.flask(env, "demo", "seed")
+            self.flask(env, "demo", "seed", *cards)
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         self.start("web", [str(Path(sys.executable).parent / "gunicorn"), "-c",
                            str(ROOT / "gunicorn.conf.py"), "wsgi:app"], env)
@@ -191,15 +246,79 @@ class Demo:
                 "--console-url", env["DEMO_CONSOLE_URL"],
                 "--secret-file", env["FINCI_WEBHOOK_SECRETS_FILE"],
                 "--ca-file", str(self.state / "cert.pem"),
-                "--rate", str(self.rate),
+                "--rate", str(self.rate), *cards,
                 "--card-api-port", str(self.card_api_port),
                 "--card-api-token-file", env["FINCI_API_TOKEN_FILE"],
                 "--card-api-secret-file", env["FINCI_API_SECRET_FILE"],
             ], env)
-        print(_banner(env["DEMO_CONSOLE_URL"], issuer, self.state), flush=True)
+        print(_banner(env["DEMO_CONSOLE_URL"], issuer, self.state, env_file), flush=True)
         while True:
             self.check_children()
             time.sleep(1)
+
+
+def _exited(pid: int) -> os.waitid_result | None:
+    """How the child ``pid`` ended, or None while it runs. It is left unreaped (WNOWAIT): a
+    zombie keeps its pid, the id of the process group it leads, from being reused."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
+        os.killpg(pgid, signum)
+
+
+class _StopRequest:
+    """SIGTERM or Ctrl-C, as the supervisor sees them.
+
+    The first one interrupts the supervisor (KeyboardInterrupt), but never between starting a
+    child and recording it (``held``: it is raised right after), so no child escapes ``stop``.
+    Repeats are absorbed: a second TERM (a process manager or an impatient user repeating
+    it) cannot cut the shutdown short and leave children running. (Blocking the signals
+    instead would not do: children inherit the signal mask and would ignore TERM.)
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.holding = False
+        self.pending = False
+
+    def handle(self, *_args: object) -> None:
+        if self.requested:
+            return
+        self.requested = True
+        if self.holding:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self):
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+_STOP = _StopRequest()
+
+
+def supervise(demo: Demo, work: Callable[[], None]) -> None:
+    """Run ``work`` (starting and watching the children) until Ctrl-C, SIGTERM or a child
+    stopping, then stop every child (see :class:`_StopRequest` for repeated signals)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _STOP.handle)
+    try:
+        work()
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        _STOP.requested = True  # a child that stopped on its own ends the demo too
+        demo.stop()
 
 
 def _has_command(env: dict[str, str], name: str) -> bool:
@@ -208,7 +327,7 @@ def _has_command(env: dict[str, str], name: str) -> bool:
     return result.returncode == 0
 
 
-def _banner(url: str, issuer: str, state: Path) -> str:
+def _banner(url: str, issuer: str, state: Path, env_file: Path) -> str:
     personas = ", ".join(PERSONAS)
     return (
         "\n  FINCI console demo (sandbox) is running\n"
@@ -216,6 +335,7 @@ def _banner(url: str, issuer: str, state: Path) -> str:
         f"    sign in:   one click as any persona ({personas}) on the local identity provider\n"
         f"    identity:  {issuer}\n"
         f"    logs:      {state / 'logs'}/\n"
+        f"    CLI:       . {env_file}   then e.g. flask --app wsgi keys status\n"
         "  Ctrl-C stops everything; delete .demo/ to start from scratch.\n"
     )
 
@@ -232,17 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = Demo(state=args.state_dir.resolve(), port=args.port, idp_port=args.idp_port,
                 card_api_port=args.card_api_port, simulate=not args.no_simulator,
                 rate=args.rate)
-
-    def _interrupt(*_):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        demo.run()
-    except KeyboardInterrupt:
-        print("\nstopping…", flush=True)
-    finally:
-        demo.stop()
+    supervise(demo, demo.run)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`flask --app wsgi demo seed`: load the simulator's card book into the console (sandbox only).
 
 The simulator plays FINCI; the console keeps its own card records and balances. For a demo
-(or a rehearsal) the two must know the same cards, so this creates each simulated card with a
-funded customer account: the same seed gives the same cards as `simulate … --seed`.
+(or a rehearsal) the two must know the same cards, so this creates each card of the book a
+`simulate … --seed S --cards N` run uses (``scenarios.run_book``, the one definition both
+sides read) with a funded customer account: every card that run scripts is among them.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from sqlalchemy.orm import Session
 
 from console.audit import Actor, AuditAction, record
 from console.cards.services import card_by_token, issue_funded_card
-from console.simulator.cards import seeded_cards
+from console.simulator.scenarios import SCENARIOS, run_book
 
 OPENING_BALANCE = 2_500_00  # minor units: enough for a day of simulated purchases
 
 
 def seed_cards(session: Session, actor: Actor, *, seed: int, count: int,
                balance: int = OPENING_BALANCE) -> int:
-    """Create the simulated cards the console does not know yet; return how many were new."""
+    """Create the cards of the book a run with ``--seed seed --cards count`` uses that the
+    console does not know yet; return how many were new."""
     created = 0
-    for sim in seeded_cards(seed, count):
+    for sim in run_book(seed, count).cards():
         if card_by_token(session, sim.token_id) is not None:
             continue
         card = issue_funded_card(session, token_id=sim.token_id, currency=sim.currency,
@@ -46,7 +48,7 @@ def demo_group():
 
 @demo_group.command("seed", help="Create the simulator's cards with funded accounts.")
 @click.option("--seed", default=1, show_default=True, help="The simulator's --seed.")
-@click.option("--cards", "count", default=50, show_default=True,
+@click.option("--cards", "count", default=SCENARIOS["steady"].cards, show_default=True,
               type=click.IntRange(1, 10_000), help="The simulator's --cards.")
 @click.option("--json", "as_json", is_flag=True)
 def seed_command(seed: int, count: int, as_json: bool):
@@ -58,4 +60,4 @@ def seed_command(seed: int, count: int, as_json: bool):
     with database().transaction() as session:
         created = seed_cards(session, cli_actor(), seed=seed, count=count)
     emit(as_json, {"seed": seed, "cards": count, "created": created},
-         f"{created} new demo cards (seed {seed}, {count} in the book)")
+         f"{created} new demo cards (the book of a run with --seed {seed} --cards {count})")

@@ -31,7 +31,7 @@ from console.simulator.card_api_server import CardApiServer, Faults
 from console.simulator.cards import CardBook
 from console.simulator.report import render_table
 from console.simulator.runner import run_scenario
-from console.simulator.scenarios import SCENARIOS, active_cards, book_size_for, validate_run_id
+from console.simulator.scenarios import SCENARIOS, active_cards, run_book, validate_run_id
 from console.simulator.sender import RetryPolicy
 
 _RATE = click.FloatRange(0.0, 1.0)
@@ -125,7 +125,7 @@ def list_scenarios(as_json: bool) -> None:
               show_default=True, help="As --cards of the run: how many cards get scripts.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def show_cards(seed: int, cards: int, as_json: bool) -> None:
-    book = CardBook.seeded(seed, book_size_for(cards))
+    book = run_book(seed, cards)
     scripted = {card.token_id for card in active_cards(book, cards)}
     rows = [{**asdict(card), "scripted": card.token_id in scripted} for card in book.cards()]
     human = "\n".join(
@@ -206,7 +206,7 @@ def _run(ctx: click.Context, name: str, **o: Any) -> None:
     spec = SCENARIOS[name]
     secret = _webhook_secret(_value_or_file("secret", o["secret"], o["secret_file"]))
     count = o["cards"] if o["cards"] is not None else spec.cards
-    book = CardBook.seeded(o["seed"], book_size_for(count))
+    book = run_book(o["seed"], count)
     stop = threading.Event()
     server = None
     if o["card_api_port"] is not None:

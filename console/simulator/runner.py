@@ -24,8 +24,8 @@ from console.simulator.scenarios import (
     CardScript,
     DeliveryPolicy,
     WorkItem,
-    book_size_for,
     get_scenario,
+    run_book,
     work_items,
 )
 from console.simulator.sender import Pacer, RetryPolicy, Sender
@@ -152,7 +152,7 @@ def run_scenario(
     """
     spec = get_scenario(scenario)
     count = cards if cards is not None else spec.cards
-    book = book if book is not None else CardBook.seeded(seed, book_size_for(count))
+    book = book if book is not None else run_book(seed, count)
     items = work_items(spec, book, seed=seed, run_id=run_id, cards=count, delivery=delivery,
                        malformed_rate=malformed_rate)
     stop = stop or threading.Event()

@@ -599,6 +599,18 @@ def book_size_for(cards: int) -> int:
     return max(50, cards * 3 // 2 + 10)
 
 
+def run_book(seed: int, cards: int) -> CardBook:
+    """FINCI's card book for a run that scripts ``cards`` cards with this ``seed``.
+
+    The one source of truth for which cards exist: the runner scripts the first ``cards``
+    active cards of it (:func:`active_cards`), the Card API served alongside a run serves it,
+    and ``flask demo seed`` loads exactly this book into the console, so every card a run can
+    send a message for is known to the console (the book is larger than ``cards``: a run's
+    scripted cards are not the first ``cards`` of the book when some of those are inactive).
+    """
+    return CardBook.seeded(seed, book_size_for(cards))
+
+
 def _rngs(seed: int) -> tuple[random.Random, random.Random, random.Random]:
     # Separate streams: content, delivery plans and noise never shift one another.
     return (

@@ -138,3 +138,33 @@ def test_timeout_storm_advices_decline_release_holds_and_say_why(console):
         open_holds = session.scalars(select(Hold).where(Hold.status == "open")).all()
         assert open_holds == []
         assert verify_balances(session) == []
+
+
+def test_a_short_demo_run_on_seeded_cards_has_no_unknown_cards_or_posting_failures(console):
+    """`make demo` seeds the console, then runs steady with the same seed and card count: no
+    decision may read "unknown card" and no posting may fail (both were red from minute one
+    when the seed created other cards than the ones the simulator scripts)."""
+    from console.audit import Actor
+    from console.decisioning.models import DecisionRecord, Reason
+    from console.demo_seed import seed_cards
+    from console.pipeline.worker import Worker
+    from console.transactions.models import PostingStatus, TransactionPosting
+
+    url, database = console
+    cards = 8
+    with database.transaction() as session:
+        seed_cards(session, Actor.cli("test"), seed=1, count=cards)
+    # Every scripted card in flight at once, so the short run reaches all of them.
+    summary = run_scenario("steady", url, SECRET, seed=1, cards=cards, concurrency=cards,
+                           run_id="e2edemo", rate=40, duration_s=3,
+                           retry=RetryPolicy(max_attempts=3, base_s=0.05)).summary()
+    Worker(database, IngressSettings(secrets=(SECRET,)), name="e2e-worker").run(until_idle=True)
+    assert summary["sent"] > cards
+    with database.transaction() as session:
+        reasons = set(session.scalars(select(DecisionRecord.reason)))
+        assert Reason.CARD_UNKNOWN.value not in reasons, reasons
+        failed = session.execute(select(TransactionPosting.reason, TransactionPosting.detail)
+                                 .where(TransactionPosting.status == PostingStatus.FAILED)).all()
+        assert failed == []
+        tokens = set(session.scalars(select(DecisionRecord.token_id)))
+        assert len(tokens) == cards, tokens
