@@ -8,7 +8,13 @@ import pytest
 
 from console.cards.services import issue_funded_card
 from console.db import Database, make_engine
-from tests.auth.test_browser import _sign_in, backend, console, page  # noqa: F401 - fixtures
+from tests.auth.test_browser import (  # noqa: F401 - fixtures
+    _sign_in,
+    backend,
+    console,
+    console_extra_env,
+    page,
+)
 from tests.transactions.support import Bodies, Driver, new_id
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
