@@ -15,9 +15,16 @@ from sqlalchemy.orm import Session
 
 from console.audit import Actor, AuditAction, record
 from console.cards.services import card_by_token, issue_funded_card
-from console.simulator.scenarios import SCENARIOS, run_book
+from console.decisioning.config import active_config, save_config
+from console.simulator.scenarios import (
+    DEMO_OPENING_BALANCE,
+    DEMO_TRANSACTION_LIMIT,
+    DEMO_VELOCITY_MAX,
+    SCENARIOS,
+    run_book,
+)
 
-OPENING_BALANCE = 2_500_00  # minor units: enough for a day of simulated purchases
+OPENING_BALANCE = DEMO_OPENING_BALANCE
 
 
 def seed_cards(session: Session, actor: Actor, *, seed: int, count: int,
@@ -25,7 +32,9 @@ def seed_cards(session: Session, actor: Actor, *, seed: int, count: int,
     """Create the cards of the book a run with ``--seed seed --cards count`` uses that the
     console does not know yet; return how many were new."""
     created = 0
-    for sim in run_book(seed, count).cards():
+    book = run_book(seed, count)
+    _seed_rules(session, actor, {sim.currency for sim in book.cards()})
+    for sim in book.cards():
         if card_by_token(session, sim.token_id) is not None:
             continue
         card = issue_funded_card(session, token_id=sim.token_id, currency=sim.currency,
@@ -39,6 +48,24 @@ def seed_cards(session: Session, actor: Actor, *, seed: int, count: int,
     record(session, actor=actor, action=AuditAction.DEMO_DATA_SEED,
            details={"seed": seed, "cards": count, "created": created})
     return created
+
+
+def _seed_rules(session: Session, actor: Actor, currencies: set[str]) -> None:
+    """The rules the steady scenario's scripted declines expect: a per-transaction card limit in
+    every card currency and the velocity limit (saved as a new version only when missing)."""
+    current = active_config(session).as_document()
+    limits = {(row["scope"], row["period"], row["currency"], row.get("target"))
+              for row in current["limits"]}
+    wanted = [{"scope": "card", "period": "transaction", "currency": currency,
+               "max_amount": DEMO_TRANSACTION_LIMIT} for currency in sorted(currencies)
+              if ("card", "transaction", currency, None) not in limits]
+    document = {**current, "limits": [*current["limits"], *wanted], "balance_enabled": True,
+                "limits_enabled": True, "velocity_enabled": True,
+                "velocity_max": DEMO_VELOCITY_MAX}
+    if document == current:
+        return
+    save_config(session, actor, document,
+                reason="demo seed: the limits the simulator's scripted declines expect")
 
 
 @click.group("demo", cls=AppGroup, help="Demo and rehearsal data (sandbox only).")

@@ -17,14 +17,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from console.keys.services import TLS_WARN_DAYS
 
-def write_self_signed(cert_path: Path, key_path: Path, *, days: int = 30,
+# The keys page warns TLS_WARN_DAYS before expiry; a demo certificate is valid for that plus
+# this margin, so a fresh one reads OK for the margin and is replaced before the warning.
+MARGIN_DAYS = 30
+VALIDITY_DAYS = TLS_WARN_DAYS + MARGIN_DAYS
+
+
+def write_self_signed(cert_path: Path, key_path: Path, *, days: int = VALIDITY_DAYS,
                       hostnames: tuple[str, ...] = ("localhost",),
                       addresses: tuple[str, ...] = ("127.0.0.1", "::1")) -> None:
-    """Write a fresh key and certificate unless a certificate valid for a day more exists."""
+    """Write a fresh key and certificate unless the existing one is outside the keys page's
+    expiry warning for a day more."""
     if cert_path.exists() and key_path.exists():
         existing = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if existing.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+        if existing.not_valid_after_utc > (dt.datetime.now(dt.UTC)
+                                           + dt.timedelta(days=TLS_WARN_DAYS + 1)):
             return
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0]),

@@ -34,3 +34,18 @@ def test_every_card_the_demos_steady_run_sends_for_exists_after_seeding(db_sessi
     sent_for = {step.body["token_id"] for script in scripts for step in script.steps}
     assert len(sent_for) == cards
     assert sorted(sent_for - known) == []
+
+
+def test_seeding_sets_the_rules_the_scripted_declines_expect_once(db_session):
+    from console.decisioning.config import LimitPeriod, LimitScope, active_config
+    from console.simulator.scenarios import DEMO_TRANSACTION_LIMIT, DEMO_VELOCITY_MAX
+
+    actor = Actor.cli("demo")
+    seed_cards(db_session, actor, seed=3, count=12)
+    config = active_config(db_session)
+    for currency in {c.currency for c in run_book(3, 12).cards()}:
+        assert config.limit(LimitScope.CARD, LimitPeriod.TRANSACTION, currency,
+                            "any-card") == DEMO_TRANSACTION_LIMIT
+    assert config.velocity_enabled and config.velocity_max == DEMO_VELOCITY_MAX
+    seed_cards(db_session, actor, seed=3, count=12)
+    assert active_config(db_session).version == config.version  # no new version when in place

@@ -19,7 +19,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from console.audit.export import ExportRefused, ExportWindow, export_log
-from console.audit.export_format import key_fingerprint, public_key_pem
+from console.audit.export_format import key_fingerprint, public_key_file_text, public_key_pem
 from console.audit.settings import KEY_VARIABLE
 from console.cli import cli_actor, emit, json_option
 from console.unit_of_work import database
@@ -94,6 +94,8 @@ def public_key_command(as_json: bool):
     if key is None:
         raise Refused(f"audit export is not configured: set {KEY_VARIABLE} (or "
                       f"{KEY_VARIABLE}_FILE)")
-    pem, key_id = public_key_pem(key.public_key()), key_fingerprint(key.public_key())
-    # PEM readers skip text around the block, so the output can be saved as the key file.
-    emit(as_json, {"public_key_pem": pem, "key_id": key_id}, f"{pem.rstrip()}\nkey id: {key_id}")
+    public_key = key.public_key()
+    # The same text as the audit page's download, so the output can be saved as the key file.
+    emit(as_json, {"public_key_pem": public_key_pem(public_key),
+                   "key_id": key_fingerprint(public_key)},
+         public_key_file_text(public_key).rstrip("\n"))

@@ -181,5 +181,16 @@ def public_key_pem(public_key: Ed25519PublicKey) -> str:
     return public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
 
 
+def public_key_file_text(public_key: Ed25519PublicKey) -> str:
+    """The public key file handed to auditors (``flask audit public-key`` and the audit page):
+    the PEM then its fingerprint. PEM readers skip text around the block, so it loads as is."""
+    return f"{public_key_pem(public_key).rstrip()}\nkey id: {key_fingerprint(public_key)}\n"
+
+
+def public_key_filename(public_key: Ed25519PublicKey) -> str:
+    """``audit-export-<first 16 hex digits of the fingerprint>.pub.pem``."""
+    return f"audit-export-{key_fingerprint(public_key).removeprefix('SHA256:')[:16]}.pub.pem"
+
+
 def sign(private_key: Ed25519PrivateKey, manifest: bytes) -> bytes:
     return base64.b64encode(private_key.sign(manifest)) + b"\n"

@@ -10,9 +10,10 @@ from console import navigation, request_params
 from console.audit.actions import AuditAction, Outcome
 from console.audit.checkpoints import NO_KEY, verify_log
 from console.audit.export import ExportNotConfigured, ExportRefused, ExportWindow, export_log
-from console.audit.export_format import key_fingerprint
+from console.audit.export_format import key_fingerprint, public_key_file_text, public_key_filename
 from console.audit.queries import PAGE_SIZE, AuditFilter, search
 from console.audit.services import record
+from console.audit.settings import KEY_VARIABLE
 from console.auth.sessions import now
 from console.auth.settings import SensitiveAction
 from console.auth.step_up import step_up_required
@@ -119,4 +120,20 @@ def export():
     response.content_length = result.size
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Export-SHA256"] = result.file_sha256
+    return response
+
+
+@bp.get("/public-key")
+@require(Permission.EXPORT_AUDIT)
+def public_key():
+    """The export signing key's public half, as ``flask audit public-key`` prints it, for
+    auditors to verify exports offline. Not secret, so no step-up; 404 when not configured."""
+    key = _audit_settings().export_signing_key
+    if key is None:
+        abort(404, description=f"audit export is not configured: set {KEY_VARIABLE} (or "
+                               f"{KEY_VARIABLE}_FILE), so there is no public key to download")
+    response = current_app.response_class(public_key_file_text(key.public_key()),
+                                          mimetype="application/x-pem-file")
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename={public_key_filename(key.public_key())}")
     return response

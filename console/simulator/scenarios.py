@@ -197,9 +197,13 @@ class Ids:
         self._counters: dict[str, int] = {}
 
     def next(self, prefix: str) -> str:
+        return f"{prefix}_{self.run_id}_{self.count(prefix)}"
+
+    def count(self, prefix: str) -> int:
+        """The next number for ``prefix``, 1 first."""
         n = self._counters.get(prefix, 0) + 1
         self._counters[prefix] = n
-        return f"{prefix}_{self.run_id}_{n}"
+        return n
 
 
 # --- building blocks of a card's script -------------------------------------------------------
@@ -329,6 +333,11 @@ def happy_card_script(card: SimCard, rng: random.Random, ids: Ids) -> CardScript
     full and partial clearing, reversal, refund after clearing, presentment-first, a temporary
     suspension with a FINCI-decided decline, and the plastic being delivered."""
     script = ScriptBuilder(card, rng, ids)
+    _ordinary_stories(script, rng)
+    return script.done()
+
+
+def _ordinary_stories(script: ScriptBuilder, rng: random.Random) -> None:
     stories = ("full", "partial", "reversal", "refund", "offline", "suspension", "delivered")
     weights = (30, 15, 12, 12, 8, 4, 4)
     for _ in range(rng.randint(2, 4)):
@@ -360,6 +369,33 @@ def happy_card_script(card: SimCard, rng: random.Random, ids: Ids) -> CardScript
         else:  # a story that does not fit the card's state: an ordinary purchase instead
             auth = script.authorize(script.amount())
             script.follow_up(StepKind.PRESENTMENT, auth.body["amount"], auth)
+
+
+# What `flask demo seed` gives the console (console.demo_seed reads these), so the demo's
+# declines are scripted against the seeded balance and rules rather than guessed.
+DEMO_OPENING_BALANCE = 2_500_00  # minor units: enough for a day of simulated purchases
+DEMO_TRANSACTION_LIMIT = 1_000_00  # per-card, per-authorization limit in every card currency
+DEMO_VELOCITY_MAX = 30  # authorization requests per card per minute (the default rule)
+DEMO_DECLINES = ("insufficient_funds", "limit_exceeded", "velocity")
+
+
+def demo_card_script(card: SimCard, rng: random.Random, ids: Ids, *,
+                     decline_rate: float = 0.3) -> CardScript:
+    """Ordinary lifecycles (:func:`happy_card_script`), and for some cards an authorization
+    the seeded console declines, one kind after the other: over the opening balance, over the
+    per-transaction limit (within the balance), or one request too many for the velocity rule.
+    Declined authorizations get no follow-up: FINCI never clears them."""
+    script = ScriptBuilder(card, rng, ids)
+    _ordinary_stories(script, rng)
+    if script.status is TokenStatus.ACTIVE and rng.random() < decline_rate:
+        kind = DEMO_DECLINES[(ids.count("decline") - 1) % len(DEMO_DECLINES)]
+        if kind == "insufficient_funds":
+            script.authorize(DEMO_OPENING_BALANCE + script.amount())
+        elif kind == "limit_exceeded":
+            script.authorize(DEMO_TRANSACTION_LIMIT + script.amount())
+        else:
+            for _ in range(DEMO_VELOCITY_MAX + 1):
+                script.authorize(script.amount(100, 500))
     return script.done()
 
 
@@ -563,9 +599,10 @@ SCENARIOS: Final[Mapping[str, Scenario]] = MappingProxyType(
             ),
             Scenario(
                 "steady",
-                "ordinary traffic at --rate messages/s with a little of everything messy, "
+                "ordinary traffic at --rate messages/s with a little of everything messy "
+                "and declines the seeded console must make (funds, limit, velocity), "
                 "for --duration seconds or until interrupted",
-                happy_card_script,
+                demo_card_script,
                 cards=50,
                 concurrency=32,
                 delivery=DeliveryPolicy(duplicate_rate=0.03, race_rate=0.2,

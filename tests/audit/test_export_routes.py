@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from console.audit import Actor, AuditAction, Target, offline, record
+from console.audit.export_format import key_fingerprint
 from console.audit.models import AuditEvent
 from console.audit.settings import AuditSettings
 from console.db import utcnow
@@ -167,3 +168,46 @@ def test_without_a_signing_key_the_page_says_so_and_export_is_refused(app, as_co
     assert response.status_code == 503
     assert "set AUDIT_EXPORT_SIGNING_KEY" in response.get_data(as_text=True)
     assert _exports(db_session) == []
+
+
+def test_the_log_page_links_compliance_to_the_public_key_download(as_compliance):
+    body = as_compliance.get("/audit/").get_data(as_text=True)
+    assert 'href="/audit/public-key"' in body
+
+
+def test_compliance_downloads_the_public_key_exactly_as_the_cli_prints_it(
+        as_compliance, cli, signing_key, tmp_path):
+    response = as_compliance.get("/audit/public-key")
+    assert response.status_code == 200
+    fingerprint = key_fingerprint(signing_key.public_key())
+    assert response.headers["Content-Disposition"] == (
+        f"attachment; filename=audit-export-{fingerprint.removeprefix('SHA256:')[:16]}.pub.pem")
+    result, _ = cli("audit", "public-key")
+    assert result.exit_code == 0
+    assert response.get_data(as_text=True) == result.output
+    saved = tmp_path / "downloaded.pem"
+    saved.write_bytes(response.get_data())
+    assert key_fingerprint(offline.load_public_key(str(saved))) == fingerprint
+
+
+def _refused_the_public_key(client):
+    response = client.get("/audit/public-key")
+    assert response.status_code == 403
+    assert "BEGIN PUBLIC KEY" not in response.get_data(as_text=True)
+
+
+def test_a_viewer_is_refused_the_public_key_download(as_viewer):
+    _refused_the_public_key(as_viewer)
+
+
+def test_an_admin_who_reads_but_cannot_export_the_log_is_refused_the_public_key(as_admin):
+    _refused_the_public_key(as_admin)
+
+
+def test_the_public_key_download_without_a_key_is_a_clear_404(app, as_compliance):
+    _configure(app)
+    assert "/audit/public-key" not in as_compliance.get("/audit/").get_data(as_text=True)
+    response = as_compliance.get("/audit/public-key")
+    assert response.status_code == 404
+    body = response.get_data(as_text=True)
+    assert "audit export is not configured" in body and "AUDIT_EXPORT_SIGNING_KEY" in body

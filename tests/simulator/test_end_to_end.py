@@ -168,3 +168,31 @@ def test_a_short_demo_run_on_seeded_cards_has_no_unknown_cards_or_posting_failur
         assert failed == []
         tokens = set(session.scalars(select(DecisionRecord.token_id)))
         assert len(tokens) == cards, tokens
+
+
+def test_a_short_demo_run_on_seeded_cards_records_funds_limit_and_velocity_declines(console):
+    """The demo shows realistic declines: the steady scenario scripts authorizations over the
+    seeded balance, over the seeded per-transaction limit and past the velocity limit, and the
+    console declines each for that reason (and clears nothing it declined)."""
+    from console.audit import Actor
+    from console.decisioning.models import DecisionRecord, Reason
+    from console.demo_seed import seed_cards
+    from console.pipeline.worker import Worker
+    from console.transactions.models import PostingStatus, TransactionPosting
+
+    url, database = console
+    cards = 8
+    with database.transaction() as session:
+        seed_cards(session, Actor.cli("test"), seed=1, count=cards)
+    run_scenario("steady", url, SECRET, seed=1, cards=cards, concurrency=cards,
+                 run_id="e2edecl", rate=80, duration_s=6,
+                 retry=RetryPolicy(max_attempts=3, base_s=0.05))
+    Worker(database, IngressSettings(secrets=(SECRET,)), name="e2e-worker").run(until_idle=True)
+    with database.transaction() as session:
+        reasons = set(session.scalars(select(DecisionRecord.reason).where(
+            DecisionRecord.origin == "request")))
+        assert {Reason.INSUFFICIENT_FUNDS.value, Reason.LIMIT_EXCEEDED.value,
+                Reason.VELOCITY.value} <= reasons, reasons
+        failed = session.execute(select(TransactionPosting.reason)
+                                 .where(TransactionPosting.status == PostingStatus.FAILED)).all()
+        assert failed == []
