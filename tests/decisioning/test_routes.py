@@ -151,3 +151,11 @@ def test_rule_changes_need_the_csrf_token(as_admin):
 
 def test_the_navigation_offers_decisions(as_viewer):
     assert 'href="/decisions/"' in as_viewer.get("/").get_data(as_text=True)
+
+
+def test_a_decision_links_its_card(as_viewer, decided, db_session):
+    approved, _declined = decided
+    found = record(db_session, approved.id)
+    body = as_viewer.get(f"/decisions/{found.id}").get_data(as_text=True)
+    assert f'href="/cards/{found.token_id}" data-testid="decision-card"' in body
+    assert as_viewer.get(f"/cards/{found.token_id}").status_code == 200
