@@ -30,6 +30,7 @@ from console.htmx import htmx
 from console.ledger.models import Hold
 from console.ledger.money import format_minor
 from console.security.permissions import Permission, require
+from console.transactions.models import CardTransaction
 from console.unit_of_work import request_session
 from console.web_actor import current_actor
 
@@ -137,8 +138,10 @@ def detail(record_id: int):
     hold = session.scalar(select(Hold).where(Hold.authorization_id == record.authorization_id))
     stages = record.latency_ms or {}
     slowest = max(stages.values(), default=0.0) or 1.0
+    transaction_id = session.scalar(select(CardTransaction.id).where(
+        CardTransaction.authorization_id == record.authorization_id).limit(1))
     return render_template("decisioning/detail.html", record=record, hold=hold, stages=stages,
-                           slowest=slowest)
+                           slowest=slowest, transaction_id=transaction_id)
 
 
 @bp.get("/divergences")

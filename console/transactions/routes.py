@@ -49,6 +49,12 @@ def index():
     except timeline.QueryInvalid as invalid:
         query, error = timeline.Query(), str(invalid)
     results = None if query.empty else timeline.find(session, query)
+    if query.text and results is not None and len(results) == 1:
+        # An identifier names one transaction: open it rather than list one row.
+        target = url_for("transactions.show", transaction_id=results[0].id)
+        if htmx:
+            return "", 200, {"HX-Redirect": target}
+        return redirect(target, 303)
     context = {"query": query, "results": results, "error": error, "args": request.args,
                "attention": timeline.attention(session, 20) if query.empty else [],
                "states": timeline.counts_by_state(session)}

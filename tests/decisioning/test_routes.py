@@ -151,3 +151,28 @@ def test_rule_changes_need_the_csrf_token(as_admin):
 
 def test_the_navigation_offers_decisions(as_viewer):
     assert 'href="/decisions/"' in as_viewer.get("/").get_data(as_text=True)
+
+
+def test_a_decision_links_its_card(as_viewer, decided, db_session):
+    approved, _declined = decided
+    found = record(db_session, approved.id)
+    body = as_viewer.get(f"/decisions/{found.id}").get_data(as_text=True)
+    assert f'href="/cards/{found.token_id}" data-testid="decision-card"' in body
+    assert as_viewer.get(f"/cards/{found.token_id}").status_code == 200
+
+
+def test_a_decision_links_its_transaction_when_there_is_one(as_viewer, decided, db_session):
+    from console.db import utcnow
+    from console.transactions.models import CardTransaction
+    approved, declined = decided
+    now = utcnow()
+    transaction = CardTransaction(link_key=f"auth:{approved.id}", authorization_id=approved.id,
+                                  state="approved", first_event_at=now, last_event_at=now)
+    db_session.add(transaction)
+    db_session.commit()
+    body = as_viewer.get(f"/decisions/{record(db_session, approved.id).id}").get_data(
+        as_text=True)
+    assert f'href="/transactions/{transaction.id}" data-testid="decision-transaction"' in body
+    other = as_viewer.get(f"/decisions/{record(db_session, declined.id).id}").get_data(
+        as_text=True)
+    assert 'data-testid="decision-transaction"' not in other

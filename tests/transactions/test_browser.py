@@ -4,6 +4,8 @@ presentment, a reversal and a duplicate delivery, all there and in order."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from console.cards.services import issue_funded_card
@@ -49,7 +51,8 @@ def test_an_operator_reads_a_transactions_timeline_in_order(
     page.get_by_role("link", name="Transactions", exact=True).click()
     page.get_by_test_id("search-q").fill(story)
     page.get_by_role("button", name="Search").click()
-    page.get_by_test_id("transaction-results").get_by_role("link", name=story).click()
+    # One transaction matches: the search opens its timeline (HX-Redirect).
+    page.wait_for_url(re.compile(r".*/transactions/[0-9]+$"))
 
     assert page.get_by_test_id("transaction-state").inner_text() == "posted"
     page.get_by_test_id("time-axis").wait_for()

@@ -9,21 +9,37 @@ from console.transactions.models import TransactionPosting
 
 def test_search_finds_the_transaction_and_links_its_timeline(as_viewer, driver, bodies):
     driver.run(bodies.request("auth_page", 2_500), bodies.advice("auth_page", 2_500))
-    page = as_viewer.get("/transactions/?q=auth_page")
+    transaction = driver.transaction("auth_page")
+    page = as_viewer.get("/transactions/?amount=25.00")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "auth_page" in html and "25.00 EUR" in html and "approved" in html
-    fragment = as_viewer.get("/transactions/?q=auth_page",
+    assert f'href="/transactions/{transaction.id}"' in html
+    fragment = as_viewer.get("/transactions/?amount=25.00",
                              headers={"HX-Request": "true", "HX-Target": "transaction-results"})
     assert "<html" not in fragment.get_data(as_text=True)
     assert 'data-testid="transaction-results"' in fragment.get_data(as_text=True)
+
+
+def test_a_search_matching_exactly_one_transaction_opens_it(as_viewer, driver, bodies):
+    driver.run(bodies.request("auth_one", 2_500), bodies.advice("auth_one", 2_500),
+               bodies.request("auth_two", 1_500), bodies.advice("auth_two", 1_500))
+    transaction = driver.transaction("auth_one")
+    page = as_viewer.get("/transactions/?q=auth_one")
+    assert page.status_code == 303
+    assert page.headers["Location"] == f"/transactions/{transaction.id}"
+    assert as_viewer.get("/transactions/?q=auth_one", follow_redirects=True).status_code == 200
+    fragment = as_viewer.get("/transactions/?q=auth_one",
+                             headers={"HX-Request": "true", "HX-Target": "transaction-results"})
+    assert fragment.status_code == 200
+    assert fragment.headers["HX-Redirect"] == f"/transactions/{transaction.id}"
 
 
 def test_search_by_finci_numeric_authorization_id_finds_it_as_typed(as_viewer, driver, bodies):
     # FINCI's published example id: 18 digits, not a card number (not Luhn-valid).
     driver.run(bodies.request("251001435963146785", 2_500),
                bodies.advice("251001435963146785", 2_500))
-    page = as_viewer.get("/transactions/?q=251001435963146785")
+    page = as_viewer.get("/transactions/?q=251001435963146785", follow_redirects=True)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "No transaction matches" not in html and "251001435963146785" in html
@@ -81,7 +97,8 @@ def test_a_full_card_number_typed_in_the_search_never_stays_in_the_url(as_viewer
                                                                         db_session):
     card.masked_number = "5555-55**-****-4444"
     db_session.commit()
-    driver.run(bodies.presentment(None, 1_000))
+    # Two of the card's transactions, so the search lists them rather than opening one.
+    driver.run(bodies.presentment(None, 1_000), bodies.presentment(None, 2_000))
     plain = as_viewer.get("/transactions/?q=5555+5555+5555+4444")
     assert plain.status_code == 303
     assert "5555555555554444" not in plain.headers["Location"].replace("+", "").replace(
