@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from console import navigation, request_params
 from console.auth.settings import SensitiveAction
@@ -21,6 +30,7 @@ from console.ingress.models import Disposition, MessageStatus
 from console.pipeline import handlers, replay, services
 from console.security.permissions import Permission, require
 from console.security.redaction import redact_text
+from console.transactions import timeline
 from console.unit_of_work import request_session
 from console.web_actor import current_actor
 
@@ -120,10 +130,14 @@ def status():
 @bp.get("/messages/<int:message_id>")
 @require(Permission.VIEW_PANELS)
 def message(message_id: int):
-    detail = services.message_detail(request_session(), message_id)
+    session = request_session()
+    detail = services.message_detail(session, message_id)
     if detail is None:
         abort(404)
-    return render_template("pipeline/message.html", detail=detail)
+    transaction_id = (timeline.transaction_of_message(session, message_id)
+                      if "transactions.show" in current_app.view_functions else None)
+    return render_template("pipeline/message.html", detail=detail,
+                           transaction_id=transaction_id)
 
 
 @bp.post("/messages/<int:message_id>/replay")

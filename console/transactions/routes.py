@@ -68,7 +68,8 @@ def _timeline_context(transaction_id: int, error: str | None = None) -> dict:
     if built is None:
         abort(404)
     return {"timeline": built, "axis": timeline.axis(built), "error": error,
-            "message_link": "pipeline.message" in current_app.view_functions}
+            "message_link": "pipeline.message" in current_app.view_functions,
+            "decision_link": "decisioning.detail" in current_app.view_functions}
 
 
 @bp.get("/<int:transaction_id>")

@@ -235,7 +235,8 @@ def _decision_events(events: _Collector, decision: DecisionRecord, stored: Store
                reason=decision.reason, default_used=decision.default_used,
                rule_trace=decision.rule_trace or [], stages_ms=decision.latency_ms or {},
                total_ms=decision.total_ms, failed_rules=[r.get("rule") for r in failed],
-               rule_config_version=decision.rule_config_version, message_id=stored.id)
+               rule_config_version=decision.rule_config_version, message_id=stored.id,
+               decision_id=decision.id)
 
 
 def _ledger_events(session: Session, events: _Collector, transaction: CardTransaction):
@@ -489,6 +490,12 @@ def parked(session: Session, limit: int = MAX_RESULTS) -> list[CardTransaction]:
 
 
 _PARKED = select(TransactionPosting.transaction_id).where(TransactionPosting.status == "parked")
+
+
+def transaction_of_message(session: Session, message_id: int) -> int | None:
+    """The transaction a stored message is linked to, if the lifecycle linked it."""
+    return session.scalar(select(TransactionMessage.transaction_id)
+                          .where(TransactionMessage.message_id == message_id))
 
 
 def counts_by_state(session: Session) -> dict[str, int]:

@@ -224,3 +224,11 @@ def test_a_replay_without_filters_is_explained(as_operator):
 
 def test_an_unknown_message_is_404(as_viewer):
     assert as_viewer.get("/pipeline/messages/999999").status_code == 404
+
+
+def test_a_message_no_transaction_links_says_so(client, as_viewer, db_session):
+    raw, headers = signed(message("presentment"))  # stored, never processed: not linked
+    client.post("/webhooks/finci", data=raw, headers=headers)
+    stored = db_session.scalar(select(StoredMessage))
+    html = as_viewer.get(f"/pipeline/messages/{stored.id}").get_data(as_text=True)
+    assert "not linked to a transaction" in html and 'data-testid="transaction-link"' not in html

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from console.transactions.models import TransactionPosting
+from console.decisioning.models import DecisionRecord
+from console.transactions.models import TransactionMessage, TransactionPosting
 
 
 def test_search_finds_the_transaction_and_links_its_timeline(as_viewer, driver, bodies):
@@ -65,6 +66,25 @@ def test_the_timeline_page_and_its_fragment_show_the_same_events(as_viewer, driv
         assert "Our decision: approve" in html and 'data-testid="rule-trace"' in html
         assert 'data-testid="time-axis"' in html
     assert "<html" in page and "<html" not in fragment
+
+
+def test_the_timeline_decision_row_links_its_decision(as_viewer, driver, bodies, db_session):
+    driver.run(bodies.request("auth_dl", 1_000), bodies.advice("auth_dl", 1_000))
+    transaction = driver.transaction("auth_dl")
+    decision = db_session.scalar(select(DecisionRecord)
+                                 .where(DecisionRecord.authorization_id == "auth_dl"))
+    html = as_viewer.get(f"/transactions/{transaction.id}").get_data(as_text=True)
+    assert f'href="/decisions/{decision.id}" data-testid="decision-link"' in html
+    assert as_viewer.get(f"/decisions/{decision.id}").status_code == 200
+
+
+def test_a_message_page_links_its_transaction(as_viewer, driver, bodies, db_session):
+    driver.run(bodies.request("auth_ml", 1_000))
+    transaction = driver.transaction("auth_ml")
+    linked = db_session.scalar(select(TransactionMessage.message_id)
+                               .where(TransactionMessage.transaction_id == transaction.id))
+    html = as_viewer.get(f"/pipeline/messages/{linked}").get_data(as_text=True)
+    assert (f'href="/transactions/{transaction.id}" data-testid="transaction-link"' in html)
 
 
 def test_operators_retry_failed_postings_viewers_cannot(as_viewer, as_operator, driver, bodies,
