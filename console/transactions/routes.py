@@ -45,7 +45,7 @@ def index():
     error = None
     try:
         query = timeline.parse_query(request.args.get("q"), request.args.get("amount"),
-                                     request.args.get("date"))
+                                     request.args.get("date"), request.args.get("state"))
     except timeline.QueryInvalid as invalid:
         query, error = timeline.Query(), str(invalid)
     results = None if query.empty else timeline.find(session, query)

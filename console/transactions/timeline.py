@@ -32,7 +32,12 @@ from console.finci import card_api
 from console.ingress.models import StoredMessage, WebhookDelivery
 from console.ledger.models import Hold, LedgerEntry, LedgerJournal
 from console.security.redaction import luhn_valid, redact_text
-from console.transactions.models import CardTransaction, TransactionMessage, TransactionPosting
+from console.transactions.models import (
+    CardTransaction,
+    TransactionMessage,
+    TransactionPosting,
+    TxnState,
+)
 
 # Card status changes and operator actions this close to a transaction are part of its story.
 CARD_WINDOW = dt.timedelta(days=1)
@@ -382,10 +387,11 @@ class Query:
     text: str = ""
     amount: int | None = None     # minor units
     day: dt.date | None = None
+    state: str | None = None      # a TxnState value (the state chips on the search page)
 
     @property
     def empty(self) -> bool:
-        return not self.text and self.amount is None and self.day is None
+        return not self.text and self.amount is None and self.day is None and self.state is None
 
 
 class QueryInvalid(ValueError):
@@ -395,7 +401,8 @@ class QueryInvalid(ValueError):
 _DIGITS = re.compile(r"[0-9 -]{12,23}")
 
 
-def parse_query(text: str | None, amount: str | None = None, day: str | None = None) -> Query:
+def parse_query(text: str | None, amount: str | None = None, day: str | None = None,
+                state: str | None = None) -> Query:
     """The search form's fields. A full card number typed in is masked before anything else.
 
     Only a Luhn-valid number is a card number: FINCI's identifiers are long digit strings too
@@ -410,7 +417,10 @@ def parse_query(text: str | None, amount: str | None = None, day: str | None = N
         parsed_day = request_params.date("date", day)
     except request_params.ParameterInvalid as invalid:
         raise QueryInvalid(invalid.description) from None
-    return Query(redact_text(text), minor, parsed_day)
+    state = (state or "").strip() or None
+    if state is not None and state not in set(TxnState):
+        raise QueryInvalid(f"state must be one of {', '.join(TxnState)}")
+    return Query(redact_text(text), minor, parsed_day, state)
 
 
 def _is_card_number(text: str) -> bool:
@@ -467,6 +477,8 @@ def find(session: Session, query: Query, limit: int = MAX_RESULTS) -> list[CardT
             select(TransactionMessage.transaction_id)
             .where(TransactionMessage.finci_created_at >= start,
                    TransactionMessage.finci_created_at < end)))
+    if query.state is not None:
+        conditions.append(CardTransaction.state == query.state)
     statement = select(CardTransaction).order_by(CardTransaction.last_event_at.desc(),
                                                  CardTransaction.id.desc()).limit(limit)
     if conditions:

@@ -46,6 +46,21 @@ def test_search_by_finci_numeric_authorization_id_finds_it_as_typed(as_viewer, d
     assert "No transaction matches" not in html and "251001435963146785" in html
 
 
+def test_state_chips_filter_the_list_by_state(as_viewer, driver, bodies):
+    driver.run(bodies.request("auth_ok", 1_000), bodies.advice("auth_ok", 1_000),
+               bodies.request("auth_no", 1_500), bodies.advice("auth_no", 1_500, "Declined"))
+    start = as_viewer.get("/transactions/").get_data(as_text=True)
+    assert 'href="/transactions/?state=approved" data-testid="state-chip"' in start
+    assert 'href="/transactions/?state=declined" data-testid="state-chip"' in start
+    listed = as_viewer.get("/transactions/?state=approved")
+    assert listed.status_code == 200
+    html = listed.get_data(as_text=True)
+    assert "auth_ok" in html and "auth_no" not in html
+    assert '<option value="approved" selected>' in html  # the form keeps the filter
+    refused = as_viewer.get("/transactions/?state=lost")
+    assert "state must be one of" in refused.get_data(as_text=True)
+
+
 def test_useful_empty_states(as_viewer, db_session):
     assert "No transaction matches" in as_viewer.get("/transactions/?q=nope").get_data(
         as_text=True)
