@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from console import navigation, request_params
@@ -27,6 +36,7 @@ from console.decisioning.config import (
 from console.decisioning.models import AdviceOutcome, DecisionRecord, Reason
 from console.decisioning.port import current_settings
 from console.htmx import htmx
+from console.ingress.models import StoredMessage
 from console.ledger.models import Hold
 from console.ledger.money import format_minor
 from console.security.permissions import Permission, require
@@ -140,8 +150,14 @@ def detail(record_id: int):
     slowest = max(stages.values(), default=0.0) or 1.0
     transaction_id = session.scalar(select(CardTransaction.id).where(
         CardTransaction.authorization_id == record.authorization_id).limit(1))
+    # The stored request FINCI sent (the advice's message id is on the record).
+    request_message_id = session.scalar(select(StoredMessage.id).where(
+        StoredMessage.type == "authorization", StoredMessage.advice.is_(False),
+        StoredMessage.finci_id == record.authorization_id).limit(1))
     return render_template("decisioning/detail.html", record=record, hold=hold, stages=stages,
-                           slowest=slowest, transaction_id=transaction_id)
+                           slowest=slowest, transaction_id=transaction_id,
+                           request_message_id=request_message_id,
+                           message_link="pipeline.message" in current_app.view_functions)
 
 
 @bp.get("/divergences")

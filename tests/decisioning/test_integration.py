@@ -120,3 +120,22 @@ def test_a_stalled_database_still_answers_in_time_through_the_ingress(client, ca
     message = stored(db_session, body["id"], False)
     assert message.decision_reason == "budget_exceeded (safe default)"
     assert db_session.scalar(select(Hold)) is None
+
+
+def test_a_decision_links_the_request_and_advice_messages_fincis_sent(client, card, db_session,
+                                                                       worker, as_viewer):
+    body = sent_now(amount=2_000)
+    deliver(client, body)
+    deliver(client, dict(body, advice=True, response_code="Approved"))
+    worker.run_once()
+    db_session.expire_all()
+    record = db_session.scalar(select(DecisionRecord)
+                               .where(DecisionRecord.authorization_id == body["id"]))
+    request_message = stored(db_session, body["id"], False)
+    advice_message = stored(db_session, body["id"], True)
+    assert record.advice_message_id == advice_message.id
+    html = as_viewer.get(f"/decisions/{record.id}").get_data(as_text=True)
+    assert (f'href="/pipeline/messages/{request_message.id}" '
+            'data-testid="decision-request-message"') in html
+    assert (f'href="/pipeline/messages/{advice_message.id}" '
+            'data-testid="decision-advice-message"') in html
