@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
+from console.monitoring import targets
 from console.monitoring.panels import overview as build_overview
 from console.security.permissions import Permission, require
 from console.unit_of_work import request_session
@@ -17,10 +18,11 @@ def _view():
 @bp.get("/")
 @require(Permission.VIEW_PANELS)
 def overview():
-    return render_template("home/overview.html", view=_view())
+    return render_template("home/overview.html", view=_view(), targets=targets)
 
 
 @bp.get("/overview/panels")
 @require(Permission.VIEW_PANELS)
 def panels():
-    return render_template("monitoring/_partials/_panels.html", view=_view())
+    return render_template("monitoring/_partials/_panels.html", view=_view(),
+                           targets=targets)

@@ -21,6 +21,7 @@ from console.decisioning.queries import Summary, summary
 from console.deployment import Deployment
 from console.flows.services import FlowState, all_states
 from console.ingress.models import StoredMessage, WebhookRejection
+from console.monitoring import targets
 from console.pipeline.services import Backlog, backlog, duplicate_totals
 from console.scheduler.models import JobStatus
 from console.scheduler.registry import JOBS
@@ -36,6 +37,15 @@ class Latency:
     samples: int
     p50_ms: float | None
     p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class Note:
+    """One thing to look at, and the page (or overview section) where it is handled."""
+
+    text: str
+    endpoint: str
+    anchor: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,15 @@ class Overview:
     audit_events: int
     last_audit_at: dt.datetime | None
     initialised_at: dt.datetime | None
-    attention: list[str] = field(default_factory=list)
+    attention: list[Note] = field(default_factory=list)
+
+    @property
+    def delivery_latency_breached(self) -> bool:
+        return targets.breached(self.delivery_latency.p99_ms, targets.DELIVERY_LATENCY_P99_MS)
+
+    @property
+    def authorization_latency_breached(self) -> bool:
+        return targets.breached(self.decisions.p99_ms, targets.AUTHORIZATION_P99_MS)
 
 
 def _percentile(ordered: list[float], pct: float) -> float | None:
@@ -139,21 +157,33 @@ def overview(session: Session, environment: str, now: dt.datetime | None = None)
     return result
 
 
-def _attention(view: Overview) -> list[str]:
-    """Plain sentences for what an operator should look at first."""
-    notes = [f"{state.flow.value.replace('_', ' ')} is OFF: {state.reason}"
+def _attention(view: Overview) -> list[Note]:
+    """What an operator should look at first, each linked to where it is handled."""
+    notes = [Note(f"{state.flow.value.replace('_', ' ')} is OFF: {state.reason}", "flows.index")
              for state in view.flows if not state.enabled]
     dead = view.backlog.by_status.get("dead", 0)
     if dead:
-        notes.append(f"{dead} message(s) in dead letters")
+        notes.append(Note(f"{dead} message(s) in dead letters", "pipeline.dead_letters"))
     if view.decisions.defaults:
-        notes.append(f"{view.decisions.defaults} authorization(s) answered with the safe default "
-                     "in the last 24 h")
+        notes.append(Note(f"{view.decisions.defaults} authorization(s) answered with the safe "
+                          "default in the last 24 h", "decisioning.decisions"))
+    if view.authorization_latency_breached:
+        notes.append(Note(f"authorization answers p99 {view.decisions.p99_ms:.0f} ms is above "
+                          f"the {targets.AUTHORIZATION_P99_MS:.0f} ms target",
+                          "decisioning.decisions"))
+    if view.delivery_latency_breached:
+        notes.append(Note(f"webhook delivery latency p99 {view.delivery_latency.p99_ms / 1000:.1f}"
+                          f" s is above the {targets.DELIVERY_LATENCY_P99_MS / 1000:.0f} s target",
+                          "pipeline.deliveries"))
     if view.decisions.divergent:
-        notes.append(f"{view.decisions.divergent} advice(s) diverged from our answer")
+        notes.append(Note(f"{view.decisions.divergent} advice(s) diverged from our answer",
+                          "decisioning.divergences"))
     if view.posting_failures:
-        notes.append(f"{view.posting_failures} posting failure(s) waiting for repair")
+        notes.append(Note(f"{view.posting_failures} posting failure(s) waiting for repair",
+                          "transactions.failures"))
     if view.card_actions_failed:
-        notes.append(f"{view.card_actions_failed} card status update(s) failed")
-    notes.extend(f"scheduled job {job.name} is stale" for job in view.jobs if job.stale)
+        notes.append(Note(f"{view.card_actions_failed} card status update(s) failed",
+                          "cards.failed_actions"))
+    notes.extend(Note(f"scheduled job {job.name} is stale", "home.overview", "scheduled-jobs")
+                 for job in view.jobs if job.stale)
     return notes
