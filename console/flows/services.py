@@ -23,14 +23,35 @@ class Flow(StrEnum):
     DECISIONING = "decisioning"
     # The worker applying stored messages. Off: ingress keeps storing; the backlog grows.
     PROCESSING = "processing"
-    # Outbound card status changes through FINCI's Card API.
+    # Posting presentments and refunds to our ledger. Off: they are stored and parked, and
+    # posted once the flow is back on.
+    LEDGER_POSTING = "ledger_posting"
+    # Outbound card status changes through FINCI's Card API. Off: requests are queued, not sent.
     CARD_ACTIONS = "card_actions"
+    # Showing decrypted card data to a permitted person. Off: refused for everyone.
+    REVEAL = "reveal"
 
 
 DESCRIPTIONS = {
     Flow.DECISIONING: "Answer authorization requests with our rules",
     Flow.PROCESSING: "Apply stored webhook messages (ledger, timelines, card state)",
+    Flow.LEDGER_POSTING: "Post presentments and refunds to the ledger",
     Flow.CARD_ACTIONS: "Send card status changes to FINCI",
+    Flow.REVEAL: "Show decrypted card data to permitted people",
+}
+
+# What happens to traffic while the flow is off: shown next to its switch, so nobody has to
+# guess in an incident.
+OFF_BEHAVIOUR = {
+    Flow.DECISIONING: "Every authorization gets the configured stand-in answer at once, without "
+                      "evaluating rules; each is recorded with the reason.",
+    Flow.PROCESSING: "Webhooks are still verified and stored; the worker stops applying them, so "
+                     "the backlog grows and is applied once, in order, when turned back on.",
+    Flow.LEDGER_POSTING: "Presentments and refunds are stored and parked; nothing is posted. "
+                         "Parked postings are posted when the flow is turned back on.",
+    Flow.CARD_ACTIONS: "Card status changes are queued, not sent to FINCI; the queue is sent "
+                       "when the flow is turned back on.",
+    Flow.REVEAL: "Every request to reveal card data is refused, for everyone.",
 }
 
 
@@ -50,6 +71,10 @@ class FlowState:
     @property
     def description(self) -> str:
         return DESCRIPTIONS[self.flow]
+
+    @property
+    def off_behaviour(self) -> str:
+        return OFF_BEHAVIOUR[self.flow]
 
 
 def _state(flow: Flow, row: FlowSwitch | None) -> FlowState:

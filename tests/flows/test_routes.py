@@ -21,6 +21,15 @@ def test_every_panel_role_sees_the_switches(as_viewer):
     assert "Decisioning" in body and "Turn off" not in body  # viewers cannot flip
 
 
+def test_every_flow_is_listed_with_what_happens_while_it_is_off(as_viewer):
+    from console.flows.services import OFF_BEHAVIOUR
+
+    body = as_viewer.get("/flows/").get_data(as_text=True)
+    for flow in Flow:
+        assert f'data-flow="{flow.value}"' in body
+        assert OFF_BEHAVIOUR[flow] in body
+
+
 def test_oncall_turns_a_flow_off_with_a_reason_and_it_is_audited(as_oncall, db_session):
     response = _turn_off(as_oncall, revert_minutes="60")
     assert response.status_code == 200
