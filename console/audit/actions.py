@@ -17,6 +17,8 @@ class AuditAction(StrEnum):
     AUTH_SESSION_LOGOUT = "auth.session.logout"
     AUTH_SESSION_STEP_UP = "auth.session.step_up"
     AUTH_ACCESS_DENY = "auth.access.deny"
+    # Anonymous API calls and writes refused since the previous run, counted (console.auth.denials)
+    AUTH_ANONYMOUS_DENIALS_RECORD = "auth.anonymous_denials.record"
     AUTH_USER_CREATE = "auth.user.create"
     AUTH_USER_DISABLE = "auth.user.disable"
     AUTH_USER_ENABLE = "auth.user.enable"

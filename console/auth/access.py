@@ -13,9 +13,10 @@ from flask_login import LoginManager
 from sqlalchemy.exc import SQLAlchemyError
 
 from console.audit.actions import ActorType
-from console.auth import services
+from console.auth import denials, services
 from console.auth.models import User
 from console.auth.sessions import DatabaseSessionInterface, ServerSession, SessionLimits
+from console.db import utcnow
 from console.htmx import htmx
 from console.security.headers import allow_form_action
 from console.security.permissions import Permission
@@ -105,14 +106,22 @@ def _audit_denial(permission: Permission, status: int) -> None:
     keep_on_error()
 
 
+def _count_anonymous_denial(permission: Permission) -> None:
+    """Counted, then audited in batches (console.auth.denials): a flood of anonymous calls
+    costs one row a minute per source, not an audit row each."""
+    denials.count(request_session(), source_ip=request.remote_addr, permission=permission,
+                  status=401, method=request.method, path=request.path, at=utcnow())
+    keep_on_error()
+
+
 def make_enforcer(app: Flask):
     def enforce(permission: Permission) -> None:
         if current_user_record() is None:
             # A page or fragment load without a session is only sent to sign in: every sign-in
             # starts that way and anonymous GETs must not become audit rows one by one. An
-            # anonymous write or API call is still an audited denial.
+            # anonymous write or API call is a denial: counted now, audited by the scheduler.
             if request.method not in {"GET", "HEAD"} or wants_json(app):
-                _audit_denial(permission, 401)
+                _count_anonymous_denial(permission)
             current = server_session()
             login_url = url_for("auth.login", next=return_to(),
                                 expired="1" if current is not None and current.expired else None)

@@ -151,3 +151,38 @@ class LoginAttempt(Base):
     source_ip: Mapped[str | None] = mapped_column(String(45), index=True)
     succeeded: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(40))
+
+
+class AnonymousDenial(Base):
+    """Refused requests without a session (API calls and writes), counted: one row per (minute,
+    source address, permission, status), like ``console.ingress.models.WebhookRejection``.
+
+    A flood must not become an audit row per request, yet every denial is audited: the
+    ``auth.anonymous_denials`` job writes one audit row for all counts added since its last run
+    (``count - audited_count`` per row) and moves ``audited_count`` up. ``pending`` marks rows
+    with counts not yet audited (indexed, so the job never scans the whole table).
+    ``method`` and ``path`` are one sample (the first), the path masked.
+    """
+
+    __tablename__ = "anonymous_denial"
+    __table_args__ = (
+        UniqueConstraint("minute", "source_ip", "permission", "status"),
+        CheckConstraint("count > 0", name="count_positive"),
+        CheckConstraint("audited_count >= 0 AND audited_count <= count",
+                        name="audited_within_count"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    minute: Mapped[dt.datetime]
+    # "" when unknown: a key column cannot be NULL (NULLs never conflict, never aggregate).
+    source_ip: Mapped[str] = mapped_column(String(45))
+    permission: Mapped[str] = mapped_column(String(40))
+    status: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    audited_count: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[bool] = mapped_column(Boolean, index=True)
+    first_seen_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    method: Mapped[str | None] = mapped_column(String(10))
+    path: Mapped[str | None] = mapped_column(String(300))

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from console.counters import minute_of  # also used by callers of this module
 from console.db import Base
 
 ID = BigInteger().with_variant(Integer, "sqlite")
@@ -181,8 +182,3 @@ class WebhookRejection(Base):
         """Buckets with refusals at or after ``since`` (to the minute: the bucket ``since``
         falls in counts whole)."""
         return cls.minute >= minute_of(since)
-
-
-def minute_of(at: dt.datetime) -> dt.datetime:
-    """The rejection bucket an instant falls in: its UTC minute."""
-    return at.astimezone(dt.UTC).replace(second=0, microsecond=0)

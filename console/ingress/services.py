@@ -39,7 +39,6 @@ from sqlalchemy import (
     Connection,
     Row,
     bindparam,
-    func,
     insert,
     literal,
     literal_column,
@@ -50,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from console.counters import counter_upserts, minute_of
 from console.db import Database
 from console.finci import contract
 from console.finci.payload import WebhookMessage
@@ -60,7 +60,6 @@ from console.ingress.models import (
     StoredMessage,
     WebhookDelivery,
     WebhookRejection,
-    minute_of,
 )
 from console.ingress.settings import IngressSettings
 from console.ingress.verify import Source
@@ -184,31 +183,12 @@ _INSERT_MESSAGE_SQLITE = (sqlite.insert(_MESSAGES).values(_message_values())
 _INSERT_DELIVERY = insert(_DELIVERIES)
 
 
-def _upsert_rejection(dialect, least, greatest):
-    """One refusal added to its (minute, source, reason) counter, atomically: the INSERT or the
-    UPDATE of the existing row is one statement, and a concurrent one on the same key waits on
-    the row (PostgreSQL) or the write lock (SQLite), then adds to the committed count."""
-    statement = dialect.insert(_REJECTIONS).values(
-        {column: bindparam(column, type_=_REJECTIONS.c[column].type) for column in (
-            "minute", "source_ip", "reason", "count", "first_seen_at", "last_seen_at",
-            "http_status", "detail", "peer_ip", "webhook_id")})
-    new, old = statement.excluded, _REJECTIONS.c
-    return statement.on_conflict_do_update(
-        index_elements=[old.minute, old.source_ip, old.reason],
-        set_={"count": old["count"] + new["count"],
-              "first_seen_at": least(old.first_seen_at, new.first_seen_at),
-              "last_seen_at": greatest(old.last_seen_at, new.last_seen_at),
-              # One sample each: the first that had one.
-              **{name: func.coalesce(old[name], new[name])
-                 for name in ("detail", "peer_ip", "webhook_id")}})
-
-
-# SQLite's two-argument min()/max() are its LEAST/GREATEST (its datetimes are ISO text, which
-# orders as time).
-_UPSERT_REJECTION = {
-    "postgresql": _upsert_rejection(postgresql, func.least, func.greatest),
-    "sqlite": _upsert_rejection(sqlite, func.min, func.max),
-}
+# One refusal added to its (minute, source, reason) counter, atomically (console.counters).
+_UPSERT_REJECTION = counter_upserts(
+    _REJECTIONS, keys=("minute", "source_ip", "reason"),
+    columns=("minute", "source_ip", "reason", "count", "first_seen_at", "last_seen_at",
+             "http_status", "detail", "peer_ip", "webhook_id"),
+    samples=("detail", "peer_ip", "webhook_id"))
 _RECORD_ANSWER = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("message_id"))
                   .values(answer_body=bindparam("answer_body"),
                           decision=bindparam("decision"),

@@ -28,6 +28,12 @@ def _revert_flows(session: Session, _actor: Actor, now: dt.datetime) -> str:
     return f"reverted {', '.join(reverted)}" if reverted else "nothing due"
 
 
+def _audit_anonymous_denials(session: Session, actor: Actor, now: dt.datetime) -> str:
+    from console.auth.denials import audit_job
+
+    return audit_job(session, actor, now)
+
+
 def _expire_holds(session: Session, actor: Actor, now: dt.datetime) -> str:
     from console.ledger.jobs import expire_holds
 
@@ -53,6 +59,8 @@ def _lifecycle(name: str) -> Callable[[Session, Actor, dt.datetime], str]:
 JOBS: tuple[Job, ...] = (
     Job("flows.auto_revert", dt.timedelta(seconds=30), _revert_flows,
         "Turn flows back on when their auto-revert time has passed"),
+    Job("auth.anonymous_denials", dt.timedelta(minutes=1), _audit_anonymous_denials,
+        "Audit anonymous API calls and writes refused since the last run (counted, one row)"),
     Job("ingress.purge_rejections", dt.timedelta(hours=1), _purge_rejections,
         "Purge refused-delivery records older than INGRESS_REJECTION_RETENTION_DAYS"),
     Job("ledger.expire_holds", dt.timedelta(minutes=1), _expire_holds,

@@ -56,9 +56,14 @@ def test_a_denial_is_audited_and_survives_the_error_rollback(as_viewer, db_sessi
                                      "method": "GET", "path": "/audit/"}]
 
 
-def test_an_anonymous_api_call_is_an_audited_denial(client, db_session):
+def test_an_anonymous_api_call_is_a_denial_counted_for_the_audit_log(client, db_session):
+    from console.auth.models import AnonymousDenial
+
     client.get("/users/", headers={"Accept": "application/json"})
-    assert [(d["status"], d["method"]) for d in _denials(db_session)] == [(401, "GET")]
+    assert _denials(db_session) == []  # audited in batches: tests/auth/test_denials.py
+    counter = db_session.scalars(select(AnonymousDenial)).one()
+    assert (counter.status, counter.method, counter.permission, counter.count) == (
+        401, "GET", "manage_users", 1)
 
 
 def test_anonymous_page_loads_are_sent_to_sign_in_without_an_audit_row_each(client,
