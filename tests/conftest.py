@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from console import create_app, migrate
 from console.db import Database, make_engine
+from console.finci.contract import is_finci_id
 from console.observability.logging import JsonFormatter, RedactingFilter
 from console.security.redaction import find_pans
 from console.settings import Environment, Mode, Settings
@@ -48,7 +49,7 @@ class PanScanner:
         self.hits: list[tuple[str, str]] = []
 
     def scan(self, text_: str, where: str) -> None:
-        for pan in find_pans(text_):
+        for pan in find_pans(text_, is_finci_id):
             self.hits.append((where, pan))
 
 

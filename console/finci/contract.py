@@ -8,6 +8,7 @@ correction from FINCI is a one-file change. Items marked "B.n" are assumptions f
 from __future__ import annotations
 
 import json
+import re
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -52,6 +53,23 @@ WEBHOOK_MAX_JSON_DEPTH: Final = 32
 # but never applied). With this bound about 9 million maximal amounts fit in one sum. Refused
 # at the edge (400, nothing stored), and the console's amount filters use the same bound.
 AMOUNT_MAX_MINOR_UNITS: Final = 999_999_999_999
+# Identifier format (portal example, plus our assumption): FINCI's one published
+# ``authorization_id`` is the 18-digit numeric string ``251001435963146785``. We assume every
+# FINCI id has that form. One in ten such numbers passes the Luhn check and would look like a
+# card number: in the fields FINCI fills with its ids, a value of exactly this form is an id,
+# kept as typed (stored, searched, linked and shown), never masked. Anything else there (a
+# 16-digit Luhn-valid number, say) is masked like free text. Card numbers of 18 digits exist but
+# are rare; FINCI never puts a card number in an id field (it sends card data encrypted).
+FINCI_ID_PATTERN: Final = re.compile(r"[0-9]{18}")
+# The top-level message fields that carry FINCI ids.
+FINCI_ID_FIELDS: Final = ("id", "authorization_id")
+
+
+def is_finci_id(value: str) -> bool:
+    """``value`` has the form of a FINCI id (not a card number, whatever its check digit)."""
+    return FINCI_ID_PATTERN.fullmatch(value) is not None
+
+
 # An unknown message type is stored and shown to operators, so its name is confined to a
 # harmless charset (no control characters, no markup).
 UNKNOWN_TYPE_PATTERN: Final = r"[A-Za-z0-9_.:-]{1,64}"

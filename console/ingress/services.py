@@ -63,7 +63,7 @@ from console.ingress.models import (
 )
 from console.ingress.settings import IngressSettings
 from console.ingress.verify import Source
-from console.security.redaction import redact_identifier, redact_json
+from console.security.redaction import Keep, redact_identifier, redact_json
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +109,25 @@ def business_key(message: WebhookMessage, identity_key: bytes) -> str:
     message_type, finci_id, advice = message.business_key
     tag = "-" if advice is None else ("advice" if advice else "request")
     key = f"{message_type}|{tag}|{finci_id}"
-    masked = redact_identifier(key)
+    masked = redact_identifier(key, own_ids(message))
     if masked == key:
         return key
     fingerprint = hmac.new(identity_key, key.encode(), hashlib.sha256).digest()[:10]
     return f"{masked}~{base64.b32encode(fingerprint).decode().lower()}"
 
 
+def own_ids(message: WebhookMessage) -> Keep:
+    """The message's own FINCI ids, which masking keeps as typed (``contract.is_finci_id``):
+    stored, searched and linked as FINCI sent them, even the one in ten that passes Luhn."""
+    ids = message.finci_ids
+    return ids.__contains__ if ids else None
+
+
 def masked_body(body: bytes, message: WebhookMessage) -> tuple[str, bool]:
     """The body to store: the original text with card numbers masked, still valid JSON. Only
     signature verification sees the original bytes; they are never stored unmasked."""
     text = body.decode("utf-8")  # parse_message has already proved it is UTF-8
-    masked = redact_json(text, message.raw)
+    masked = redact_json(text, message.raw, own_ids(message))
     return masked, masked != text
 
 
@@ -241,7 +248,8 @@ def _store(connection: Connection, delivery: Delivery, message: WebhookMessage,
     webhook_id = redact_identifier(delivery.webhook_id)
     message_row = {
         "webhook_id": webhook_id, "business_key": key, "type": redact_identifier(message.type),
-        "known_type": message.known_type, "finci_id": redact_identifier(message.id),
+        "known_type": message.known_type,
+        "finci_id": redact_identifier(message.id, own_ids(message)),
         "advice": message.advice if message.type == contract.MessageType.AUTHORIZATION else None,
         "token_id": redact_identifier(message.token_id), "finci_created_at": message.created_at,
         "webhook_timestamp": delivery.webhook_timestamp, "received_at": delivery.received_at,

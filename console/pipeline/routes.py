@@ -25,6 +25,7 @@ from flask import (
 from console import navigation, request_params
 from console.auth.settings import SensitiveAction
 from console.auth.step_up import step_up_required
+from console.finci import contract
 from console.htmx import htmx
 from console.ingress.models import Disposition, MessageStatus
 from console.pipeline import handlers, replay, services
@@ -51,6 +52,13 @@ def _on_register(state) -> None:
 def _pan_masked(value) -> str:
     """Card numbers masked in anything shown that came from outside (ids, errors, headers)."""
     return redact_text(str(value))
+
+
+@bp.app_template_filter("id_masked")
+def _id_masked(value) -> str:
+    """A FINCI id or business key shown: card numbers masked, FINCI's ids as typed (an 18-digit
+    id passing the Luhn check is an id: console.finci.contract.is_finci_id)."""
+    return redact_text(str(value), contract.is_finci_id)
 
 
 @bp.app_template_filter("pretty_body")

@@ -9,7 +9,9 @@ An htmx request is answered from the masked arguments and pushes the masked URL
 A value that is a card number as a whole becomes FINCI's masked form (``5555-55**-****-4444``,
 what a card's ``masked_number`` holds, so the search still finds the card); a card number inside
 other text is masked as everywhere else (``msg_555555******4444``, as identifier columns are
-stored). FINCI's numeric ids are not card numbers (they fail the Luhn check) and stay as typed.
+stored). FINCI's ids stay as typed, also the one in ten that passes the Luhn check
+(``console.finci.contract.is_finci_id``): an operator must find a transaction by the id FINCI
+support quotes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from flask import Flask, Response, g, redirect, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from console.finci.card_api import mask_card_number
+from console.finci.contract import is_finci_id
 from console.htmx import htmx
 from console.security.redaction import is_card_number, redact_text
 
@@ -29,9 +32,10 @@ _WHOLE_NUMBER = re.compile(r"[0-9][0-9 -]{11,22}[0-9]")
 
 def masked_query_value(value: str) -> str:
     text = value.strip()
-    if _WHOLE_NUMBER.fullmatch(text) and is_card_number(re.sub(r"[ -]", "", text)):
+    if (_WHOLE_NUMBER.fullmatch(text) and not is_finci_id(text)
+            and is_card_number(re.sub(r"[ -]", "", text))):
         return mask_card_number(text)[0]
-    return redact_text(value)
+    return redact_text(value, is_finci_id)
 
 
 def masked_args(args: ImmutableMultiDict) -> ImmutableMultiDict | None:

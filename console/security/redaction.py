@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
+
+# ``keep(digits)``: a plain run of digits that is an identifier, not a card number, although it
+# passes the Luhn check (FINCI's 18-digit ids: console.finci.contract.is_finci_id).
+Keep = Callable[[str], bool] | None
 
 # At most one separator between neighbouring digits.
 _GAP = r"(?:[ \t\u00a0]{1,2}|[ \t\u00a0]?[-./_][ \t\u00a0]?)"
@@ -102,8 +107,16 @@ def _pans_of(match: re.Match[str]) -> list[tuple[int, int, str]]:
             and not _in_digest(match.string, start + run.start(), start + run.end())]
 
 
-def _replace(match: re.Match[str]) -> str:
+def _card_numbers(match: re.Match[str], keep: Keep) -> list[tuple[int, int, str]]:
     pans = _pans_of(match)
+    if keep is None:
+        return pans
+    return [(start, end, digits) for start, end, digits in pans
+            if not (match.string[start:end] == digits and keep(digits))]
+
+
+def _replace(match: re.Match[str], keep: Keep = None) -> str:
+    pans = _card_numbers(match, keep)
     if not pans:
         return match.group(0)
     text, pieces, position = match.string, [], match.start()
@@ -114,24 +127,26 @@ def _replace(match: re.Match[str]) -> str:
     return "".join(pieces)
 
 
-def redact_text(text: str) -> str:
+def redact_text(text: str, keep: Keep = None) -> str:
+    """``text`` with every card number masked; plain digit runs that ``keep`` accepts stay."""
     if _THIRTEEN_DIGITS.search(text) is None:
         return text
-    return _CANDIDATE.sub(_replace, text)
+    return _CANDIDATE.sub(lambda match: _replace(match, keep), text)
 
 
-def find_pans(text: str) -> list[str]:
+def find_pans(text: str, keep: Keep = None) -> list[str]:
     """Every full card number in ``text`` (used by the test suite's log scanner)."""
     return [mask_pan(digits) for match in _CANDIDATE.finditer(text)
-            for _start, _end, digits in _pans_of(match)]
+            for _start, _end, digits in _card_numbers(match, keep)]
 
 
-def redact_identifier(value: str | None) -> str | None:
+def redact_identifier(value: str | None, keep: Keep = None) -> str | None:
     """An identifier as it is stored and shown (webhook ids, FINCI ids, business keys, token ids,
     message types, the key a refused body repeated): any card number in it masked at write time,
     since every viewer sees these columns. Anything else stays as typed, so FINCI's numeric ids
-    (``251001435963146785`` fails the Luhn check) remain readable and searchable."""
-    return None if value is None else redact_text(value)
+    (``251001435963146785`` fails the Luhn check) remain readable and searchable; so do the ids
+    ``keep`` names (the one in ten that passes it)."""
+    return None if value is None else redact_text(value, keep)
 
 
 def _number_digits(value: int | float) -> str | None:
@@ -144,15 +159,16 @@ def _number_digits(value: int | float) -> str | None:
     return str(abs(value)) if 10**12 <= abs(value) < 10**19 else None
 
 
-def redact_value(value: Any) -> Any:
+def redact_value(value: Any, keep: Keep = None) -> Any:
     """Redact card numbers in every string inside a JSON-like value, and in its keys; a number
-    that is a card number becomes its masked form, a string."""
+    that is a card number becomes its masked form, a string. Strings that ``keep`` accepts as a
+    whole stay (a JSON number is never an id)."""
     if isinstance(value, str):
-        return redact_text(value)
+        return redact_text(value, keep)
     if isinstance(value, dict):
-        return {redact_text(str(k)): redact_value(v) for k, v in value.items()}
+        return {redact_text(str(k)): redact_value(v, keep) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_value(v) for v in value]
+        return [redact_value(v, keep) for v in value]
     if isinstance(value, int | float) and not isinstance(value, bool):
         digits = _number_digits(value)
         if digits is not None and is_card_number(digits):
@@ -164,23 +180,24 @@ def redact_value(value: Any) -> Any:
     return value
 
 
-def value_has_pan(value: Any) -> bool:
+def value_has_pan(value: Any, keep: Keep = None) -> bool:
     """A card number anywhere in a JSON-like value: its strings, keys or numbers."""
     if isinstance(value, str):
-        return redact_text(value) != value
+        return redact_text(value, keep) != value
     if isinstance(value, dict):
-        return any(value_has_pan(str(k)) or value_has_pan(v) for k, v in value.items())
+        return any(value_has_pan(str(k)) or value_has_pan(v, keep) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return any(map(value_has_pan, value))
+        return any(value_has_pan(v, keep) for v in value)
     return redact_value(value) is not value
 
 
-def redact_json(text: str, document: Any) -> str:
+def redact_json(text: str, document: Any, keep: Keep = None) -> str:
     """JSON ``text`` (which decodes to ``document``) with every card number masked, still valid
     JSON. The text itself is masked first, so the stored body keeps its original form; if what
     it decodes to still holds a card number (written with escapes, ``"\\u0034111…"``, or as a
-    float, ``4.111111111111111e15``), the redacted document is stored re-serialized instead."""
-    masked = redact_text(text)
+    float, ``4.111111111111111e15``), the redacted document is stored re-serialized instead.
+    Plain digit runs that ``keep`` accepts (the message's own FINCI ids) stay as written."""
+    masked = redact_text(text, keep)
     if masked == text and "\\" not in text and _NON_INTEGER_NUMBER.search(text) is None:
         # Without escapes every string decodes to the text written, and every integer is its
         # digits: masking the text has seen all there is (the ingress hot path stops here).
@@ -191,6 +208,6 @@ def redact_json(text: str, document: Any) -> str:
         # A card number as a bare JSON number masks to invalid JSON.
         decoded = document
     else:
-        if not value_has_pan(decoded):
+        if not value_has_pan(decoded, keep):
             return masked
-    return json.dumps(redact_value(decoded), ensure_ascii=False)
+    return json.dumps(redact_value(decoded, keep), ensure_ascii=False)

@@ -12,7 +12,6 @@ event. Nothing here holds a card number: cards appear by token and masked number
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import math
@@ -28,10 +27,10 @@ from console import request_params
 from console.audit.models import AuditEvent
 from console.cards.models import Card, CardAction, CardStatusChange
 from console.decisioning.models import DecisionRecord
-from console.finci import card_api
 from console.ingress.models import StoredMessage, WebhookDelivery
 from console.ledger.models import Hold, LedgerEntry, LedgerJournal
-from console.security.redaction import luhn_valid, redact_text
+from console.security.query_masking import masked_query_value
+from console.security.redaction import redact_text
 from console.transactions.models import (
     CardTransaction,
     TransactionMessage,
@@ -398,20 +397,15 @@ class QueryInvalid(ValueError):
     pass
 
 
-_DIGITS = re.compile(r"[0-9 -]{12,23}")
-
-
 def parse_query(text: str | None, amount: str | None = None, day: str | None = None,
                 state: str | None = None) -> Query:
     """The search form's fields. A full card number typed in is masked before anything else.
 
-    Only a Luhn-valid number is a card number: FINCI's identifiers are long digit strings too
-    (its published authorization id is ``251001435963146785``, 18 digits) and are searched as
-    typed, or an operator could not trace a transaction by the id FINCI support quotes."""
-    text = (text or "").strip()[:220]
-    if _DIGITS.fullmatch(text) and _is_card_number(text):
-        with contextlib.suppress(ValueError):  # not card-shaped after all: searched as typed
-            text, _exposed = card_api.mask_card_number(text)
+    Masked as in every query string (``console.security.query_masking``): FINCI's ids are long
+    digit strings too (its published authorization id is ``251001435963146785``) and are
+    searched as typed, or an operator could not trace a transaction by the id FINCI support
+    quotes."""
+    text = masked_query_value((text or "").strip()[:220])
     try:
         minor = request_params.amount("amount", amount)
         parsed_day = request_params.date("date", day)
@@ -420,12 +414,7 @@ def parse_query(text: str | None, amount: str | None = None, day: str | None = N
     state = (state or "").strip() or None
     if state is not None and state not in set(TxnState):
         raise QueryInvalid(f"state must be one of {', '.join(TxnState)}")
-    return Query(redact_text(text), minor, parsed_day, state)
-
-
-def _is_card_number(text: str) -> bool:
-    digits = text.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+    return Query(text, minor, parsed_day, state)
 
 
 def masked_pattern(text: str) -> str | None:

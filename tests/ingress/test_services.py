@@ -138,6 +138,46 @@ def test_finci_numeric_ids_that_are_no_card_numbers_are_stored_as_typed(client, 
     assert stored.business_key == "authorization|request|251001435963146785"
 
 
+def test_a_luhn_valid_finci_id_is_kept_as_typed_and_card_numbers_beside_it_are_masked(
+        client, db_session):
+    finci_id = "251001435963146788"  # FINCI's id form, and it passes the Luhn check
+    body = message("presentment", id_=finci_id, authorization_id=finci_id)
+    body["merchant"]["name"] = "Shop 4111111111111111 and 251001435963146788"
+    body["note"] = "ref 251001000000036788"  # the same form, but not this message's id
+    assert client.post(WEBHOOK_PATH, data=encode(body), headers=signed(body)[1]).status_code == 200
+    [stored] = messages(db_session)
+    assert stored.finci_id == finci_id
+    assert stored.business_key == f"presentment|-|{finci_id}"
+    kept = json.loads(stored.body)
+    assert kept["id"] == kept["authorization_id"] == finci_id
+    assert kept["merchant"]["name"] == f"Shop 411111******1111 and {finci_id}"
+    assert kept["note"] == "ref 251001********6788"
+
+
+def test_a_luhn_valid_finci_id_written_with_escapes_is_kept_and_a_card_number_is_not(
+        client, db_session):
+    finci_id = "251001435963146788"
+    escaped = "".join(f"\\u{ord(c):04x}" for c in finci_id)
+    body = message("refund", id_=finci_id)
+    body["merchant"]["name"] = "PLACEHOLDER"
+    raw = encode(body).replace(f'"{finci_id}"'.encode(), f'"{escaped}"'.encode()).replace(
+        b'"PLACEHOLDER"', b'"\\u0034111111111111111"')
+    assert client.post(WEBHOOK_PATH, data=raw, headers=signed(raw)[1]).status_code == 200
+    [stored] = messages(db_session)
+    assert stored.finci_id == finci_id
+    assert json.loads(stored.body)["id"] == finci_id
+    assert "4111111111111111" not in json.loads(stored.body)["merchant"]["name"]
+
+
+def test_a_card_number_that_is_not_of_finci_id_form_in_the_id_field_is_masked(client,
+                                                                           db_session):
+    body = message("refund", id_="4111111111111111")
+    assert client.post(WEBHOOK_PATH, data=encode(body), headers=signed(body)[1]).status_code == 200
+    [stored] = messages(db_session)
+    assert stored.finci_id == "411111******1111"
+    assert "4111111111111111" not in stored.body
+
+
 def test_the_same_delivery_twice_is_one_message_two_deliveries_same_answer(client, db_session):
     raw, headers = signed(message())
     first = client.post(WEBHOOK_PATH, data=raw, headers=headers)

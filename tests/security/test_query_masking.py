@@ -82,5 +82,8 @@ def test_masked_args_masks_names_and_every_value_of_repeated_arguments():
     assert list(masked_args(args).items(multi=True)) == [
         ("a", "4111-11**-****-1111"), ("a", "plain"), ("411111******1111", "1")]
     assert masked_args(ImmutableMultiDict([("a", "251001435963146785")])) is None
+    # FINCI's id form passing the Luhn check (one id in ten) is an id, whole or inside text.
+    assert masked_args(ImmutableMultiDict([("a", "251001435963146788"),
+                                           ("b", "auth 251001435963146788")])) is None
     assert masked_query_value(f" {PAN} ") == "4111-11**-****-1111"
     assert masked_query_value("4111111111111112") == "4111111111111112"

@@ -6,6 +6,7 @@ from console.security.redaction import (
     find_pans,
     luhn_valid,
     mask_pan,
+    redact_identifier,
     redact_json,
     redact_text,
     redact_value,
@@ -222,3 +223,32 @@ def test_masking_is_final_the_kept_digits_never_join_their_neighbours_into_a_car
 
 def test_a_card_number_next_to_single_stars_is_still_masked():
     assert find_pans("*4111 1111 1111 1111*") == ["411111******1111"]
+
+
+# --- FINCI ids kept (console.finci.contract.is_finci_id) ----------------------------------------
+
+LUHN_FINCI_ID = "251001435963146788"  # FINCI's 18-digit id form, and it passes the Luhn check
+
+
+def test_a_finci_id_that_passes_luhn_is_kept_only_when_asked_and_only_as_one_plain_run():
+    from console.finci.contract import is_finci_id
+
+    text = f"id {LUHN_FINCI_ID} card 4111111111111111"
+    assert redact_text(text) == "id 251001********6788 card 411111******1111"
+    assert redact_text(text, is_finci_id) == f"id {LUHN_FINCI_ID} card 411111******1111"
+    # Grouped digits are no id FINCI writes: masked like any card number.
+    grouped = "2510 0143 5963 1467 88"
+    assert redact_text(grouped, is_finci_id) != grouped
+    assert find_pans(text, is_finci_id) == ["411111******1111"]
+    assert redact_identifier(LUHN_FINCI_ID, {LUHN_FINCI_ID}.__contains__) == LUHN_FINCI_ID
+
+
+def test_kept_ids_inside_json_values_and_card_numbers_beside_them():
+    keep = {LUHN_FINCI_ID}.__contains__
+    document = {"id": LUHN_FINCI_ID, "list": [LUHN_FINCI_ID, "4111111111111111"],
+                "n": 4111111111111111}
+    assert redact_value(document, keep) == {"id": LUHN_FINCI_ID,
+                                            "list": [LUHN_FINCI_ID, "411111******1111"],
+                                            "n": "411111******1111"}
+    assert value_has_pan({"id": LUHN_FINCI_ID, "list": [LUHN_FINCI_ID]}, keep) is False
+    assert value_has_pan({"list": [LUHN_FINCI_ID]}) is True

@@ -14,6 +14,7 @@ from sqlalchemy import JSON, String, Text, inspect, select, table
 from sqlalchemy import column as sql_column
 from sqlalchemy.engine import Engine
 
+from console.finci.contract import is_finci_id
 from console.security.redaction import find_pans
 
 # (table, column) pairs that hold full test card numbers on purpose. None so far: a new entry
@@ -33,14 +34,14 @@ def _text_columns(engine: Engine) -> Iterator[tuple[str, list[str]]]:
 
 def _pans_in(value: object) -> list[str]:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    found = find_pans(text)
+    found = find_pans(text, is_finci_id)
     if not found and text[:1] in "[{":
         # JSON kept as text (stored bodies): what it decodes to ("\u0034111...", 4.1e15) counts.
         try:
             decoded = json.loads(text)
         except ValueError:
             return found
-        found = find_pans(json.dumps(decoded, ensure_ascii=False))
+        found = find_pans(json.dumps(decoded, ensure_ascii=False), is_finci_id)
     return found
 
 

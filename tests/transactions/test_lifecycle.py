@@ -192,3 +192,19 @@ def test_a_presentment_may_exceed_the_authorization_by_the_tolerance(
     driver.run(bodies.request("auth_tip", 5_000), bodies.advice("auth_tip", 5_000),
                bodies.presentment("auth_tip", amount))
     assert driver.transaction("auth_tip").state == state
+
+
+def test_luhn_valid_finci_ids_alike_when_masked_stay_two_transactions_each_posted_once(
+        driver, bodies, card, db_session):
+    # One FINCI id in ten passes the Luhn check. Masked, these two would both read
+    # 251001********6788: their timelines, holds and postings would meet in one transaction.
+    first, second = "251001435963146788", "251001000000036788"
+    driver.run(bodies.request(first, 1_000), bodies.advice(first, 1_000),
+               bodies.request(second, 2_000), bodies.advice(second, 2_000),
+               bodies.presentment(first, 1_000), bodies.presentment(second, 2_000))
+    for finci_id, amount in ((first, 1_000), (second, 2_000)):
+        transaction = driver.transaction(finci_id)
+        assert (transaction.authorization_id, transaction.state, transaction.cleared_amount) == (
+            finci_id, "posted", amount)
+        assert hold_of(db_session, finci_id).status == "converted"
+    assert balance(db_session, card) == (97_000, 0)
