@@ -50,6 +50,7 @@ class AuditAction(StrEnum):
     TRANSACTIONS_POSTING_ACCEPT = "transactions.posting.accept"
     TRANSACTIONS_AUTHORIZATIONS_EXPIRE = "transactions.authorizations.expire"
     TRANSACTIONS_ORPHANS_POST = "transactions.orphans.post"
+    TRANSACTIONS_PARKED_POST = "transactions.parked.post"  # held back by the ledger switch
     CARDS_STATUS_REQUEST = "cards.status.request"
     CARDS_STATUS_SEND = "cards.status.send"
     CARDS_STATUS_RETRY = "cards.status.retry"

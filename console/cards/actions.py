@@ -1,9 +1,13 @@
 """Operator card actions through FINCI's update-card-status, by outbox (DESIGN.md convention 3).
 
-``request_action`` runs in the operator's request transaction: it checks the kill switch and the
-transition model (end states cannot be left), writes one ``CardAction`` row and its audit row,
-and nothing else. FINCI is called only after that COMMIT, by ``send_due`` (a scheduler job):
-claim in one short transaction, call with no transaction open, record the result in another.
+``request_action`` runs in the operator's request transaction: it checks the transition model
+(end states cannot be left), writes one ``CardAction`` row and its audit row, and nothing else.
+FINCI is called only after that COMMIT, by ``send_due`` (a scheduler job): claim in one short
+transaction, call with no transaction open, record the result in another.
+
+Kill switch (``Flow.CARD_ACTIONS``): while it is off, requests and retries are still accepted
+and queued (the page says so); ``send_due`` sends nothing, and the queue goes out, in order,
+on its first run after the flow is turned back on.
 
 Failures: the Card API client already retries transport errors, 429 and 5xx a few times within
 one call (signed, with timeouts and backoff). What still fails is retried by the outbox with a
@@ -88,8 +92,6 @@ def request_action(session: Session, actor: Actor, token_id: str, action: Operat
         raise ActionRefused("a reason is required")
     if len(reason) > MAX_REASON:
         raise ActionRefused(f"the reason is longer than {MAX_REASON} characters")
-    if not is_enabled(session, Flow.CARD_ACTIONS):
-        raise ActionRefused("card actions are switched off (kill switch)")
     if not settings.card_api_configured:
         raise ActionRefused("the FINCI Card API is not configured (FINCI_API_BASE_URL)")
     card = lock_card(session, token_id)
@@ -123,8 +125,6 @@ def retry_action(session: Session, actor: Actor, action_id: int,
         raise LookupError(action_id)
     if row.status != ActionStatus.FAILED:
         raise ActionRefused(f"the action is {row.status}; only failed actions can be retried")
-    if not is_enabled(session, Flow.CARD_ACTIONS):
-        raise ActionRefused("card actions are switched off (kill switch)")
     if open_action(session, row.card_id) is not None:
         raise ActionRefused("another status change for this card is waiting to be sent")
     row.status = ActionStatus.PENDING

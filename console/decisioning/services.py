@@ -168,15 +168,25 @@ def _decide(connection: Connection, message: WebhookMessage, settings: Decisioni
     if not enabled:
         # Switched off, often in an incident: touch as little as possible. Only an approving
         # stand-in needs the card (its hold keeps our ledger true to what FINCI will do).
-        answer = settings.stand_in
+        # No rule is evaluated. A capped stand-in approval also needs the card's account to be
+        # in the request's currency, so that its hold is placed (else it declines).
+        answer = settings.stand_in_answer(message.amount, message.currency)
         card = None
+        detail = "decisioning switched off"
+        if settings.stand_in_approve_up_to is not None:
+            detail += (f"; stand-in approves up to {settings.stand_in_approve_up_to} "
+                       f"{settings.stand_in_currency}")
         if answer.approves:
             timer.start("card")
             card = _card_facts(connection, message.token_id)
+            if settings.stand_in_approve_up_to is not None and (
+                    card is None or card.account_currency != message.currency):
+                answer = AnswerStatus.ERROR
+                detail += "; no account in the request's currency"
         trace = [{"rule": "kill_switch", "passed": False,
-                  "detail": f"decisioning switched off: stand-in answer {answer.value}"}]
+                  "detail": f"{detail}: stand-in answer {answer.value}"}]
         return _write(connection, message, settings, budget, timer, received_at, answer=answer,
-                      reason=Reason.KILL_SWITCH, detail="decisioning switched off",
+                      reason=Reason.KILL_SWITCH, detail=detail,
                       trace=trace, config=config, card=card, hold_source=HoldSource.STAND_IN)
 
     timer.start("card")

@@ -59,6 +59,15 @@ class FlowChangeRefused(ValueError):
     pass
 
 
+class FlowSwitchedOff(RuntimeError):
+    """What is asked for belongs to a flow that is switched off: refused, for everyone."""
+
+    def __init__(self, flow: Flow):
+        self.flow = flow
+        super().__init__(f"{DESCRIPTIONS[flow]}: switched off (kill switch); refused for "
+                         "everyone until the flow is turned back on")
+
+
 @dataclass(frozen=True)
 class FlowState:
     flow: Flow
@@ -87,6 +96,14 @@ def is_enabled(session: Session, flow: Flow) -> bool:
     """One primary-key read; cheap enough for the authorization hot path."""
     enabled = session.scalar(select(FlowSwitch.enabled).where(FlowSwitch.flow == flow.value))
     return True if enabled is None else enabled
+
+
+def require_enabled(session: Session, flow: Flow) -> None:
+    """Raise ``FlowSwitchedOff`` unless ``flow`` is on. No role, admin or break-glass session
+    gets past it: the switch is about the flow, not the person (the reveal of card data checks
+    it before anything else)."""
+    if not is_enabled(session, flow):
+        raise FlowSwitchedOff(flow)
 
 
 def get_state(session: Session, flow: Flow) -> FlowState:

@@ -67,6 +67,8 @@ JOBS: tuple[Job, ...] = (
         "Release authorization holds past their expiry (no advice or clearing came)"),
     Job("transactions.expire", dt.timedelta(minutes=5), _lifecycle("expire"),
         "Expire authorizations never presented; post orphan presentments after the grace"),
+    Job("transactions.post_parked", dt.timedelta(minutes=1), _lifecycle("post_parked"),
+        "Post presentments and refunds parked while ledger posting was switched off"),
     Job("transactions.retry_postings", dt.timedelta(minutes=5), _lifecycle("retry_postings"),
         "Retry postings that failed for a missing card or account once it exists"),
     Job("cards.send_actions", dt.timedelta(seconds=5), _lifecycle("send_card_actions"),

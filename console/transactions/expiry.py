@@ -10,6 +10,10 @@ Orphans: a presentment waits (parked) for its authorization's advice; after
 ``ORPHAN_GRACE_HOURS`` it is posted without one: the money has moved at FINCI whatever we saw.
 
 A late presentment after expiry still posts (directly, the hold being gone).
+
+Ledger posting switched off (``Flow.LEDGER_POSTING``): orphans are not posted (they wait), and
+postings parked by the switch are not orphans. ``post_switched_off`` posts those, once, when
+the flow is back on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from console.audit import Actor, AuditAction, Target, record
+from console.flows.services import Flow, is_enabled
 from console.ledger.models import Hold, HoldStatus, ReleaseReason
 from console.transactions.models import (
     CardTransaction,
@@ -28,7 +33,13 @@ from console.transactions.models import (
     TransactionPosting,
     TxnState,
 )
-from console.transactions.services import lock_transaction, mark_expired, retry_failed, settle
+from console.transactions.services import (
+    SWITCHED_OFF,
+    lock_transaction,
+    mark_expired,
+    retry_failed,
+    settle,
+)
 from console.transactions.settings import LifecycleSettings
 
 BATCH = 500
@@ -71,8 +82,9 @@ def expire_authorizations(session: Session, actor: Actor, settings: LifecycleSet
     grace = now - dt.timedelta(hours=settings.orphan_grace_hours)
     parked = exists().where(TransactionPosting.transaction_id == CardTransaction.id,
                             TransactionPosting.status == PostingStatus.PARKED.value,
+                            TransactionPosting.detail != SWITCHED_OFF,
                             TransactionPosting.created_at <= grace)
-    orphans = session.scalars(
+    orphans = [] if not is_enabled(session, Flow.LEDGER_POSTING) else session.scalars(
         select(CardTransaction.id)
         .where(and_(CardTransaction.authorization_id.is_not(None), parked))
         .order_by(CardTransaction.id).limit(BATCH)).all()
@@ -95,6 +107,47 @@ def expire_authorizations(session: Session, actor: Actor, settings: LifecycleSet
                details={"transactions": settled[:100],
                         "grace_hours": settings.orphan_grace_hours}, at=now)
     return ExpiryReport(expired, settled)
+
+
+@dataclass(frozen=True)
+class SwitchedOffReport:
+    settled: list[int]
+    posted: int
+    paused: bool = False
+
+    @property
+    def summary(self) -> str:
+        if self.paused:
+            return "ledger posting switched off: nothing posted"
+        if not self.settled:
+            return "nothing parked by the switch"
+        return (f"{self.posted} postings parked by the switch posted, "
+                f"{len(self.settled)} transactions settled")
+
+
+def post_switched_off(session: Session, actor: Actor, settings: LifecycleSettings,
+                      now: dt.datetime) -> SwitchedOffReport:
+    """Once ledger posting is back on, post what it parked (each posting once: a posted one is
+    no longer parked, and its journal reference is UNIQUE). Audited when there was work."""
+    if not is_enabled(session, Flow.LEDGER_POSTING):
+        return SwitchedOffReport([], 0, paused=True)
+    due = session.scalars(
+        select(TransactionPosting.transaction_id)
+        .where(TransactionPosting.status == PostingStatus.PARKED.value,
+               TransactionPosting.detail == SWITCHED_OFF)
+        .group_by(TransactionPosting.transaction_id)
+        .order_by(TransactionPosting.transaction_id).limit(BATCH)).all()
+    settled, posted = [], 0
+    for transaction_id in due:
+        transaction = lock_transaction(session, transaction_id)
+        if transaction is not None:
+            posted += settle(session, transaction, settings, now=now, posted_by=actor.id).posted
+            settled.append(transaction_id)
+    if settled:
+        record(session, actor=actor, action=AuditAction.TRANSACTIONS_PARKED_POST,
+               target=Target("transactions", str(len(settled))),
+               details={"transactions": settled[:100], "posted": posted}, at=now)
+    return SwitchedOffReport(settled, posted)
 
 
 def retry_repairable(session: Session, actor: Actor, settings: LifecycleSettings,

@@ -10,11 +10,19 @@ from sqlalchemy.orm import Session
 from console.audit import Actor
 from console.db import Database
 from console.transactions import settings as lifecycle_settings
-from console.transactions.expiry import expire_authorizations, retry_repairable
+from console.transactions.expiry import (
+    expire_authorizations,
+    post_switched_off,
+    retry_repairable,
+)
 
 
 def expire(session: Session, actor: Actor, now: dt.datetime) -> str:
     return expire_authorizations(session, actor, lifecycle_settings.current(), now).summary
+
+
+def post_parked(session: Session, actor: Actor, now: dt.datetime) -> str:
+    return post_switched_off(session, actor, lifecycle_settings.current(), now).summary
 
 
 def retry_postings(session: Session, actor: Actor, now: dt.datetime) -> str:

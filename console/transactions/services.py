@@ -15,6 +15,12 @@ A presentment that names an authorization waits (``parked``) until FINCI's advic
 truth for the outcome, is linked: only then can "over the hold" be judged the same way in every
 arrival order. Presentments with no authorization post directly. Posting failures are recorded
 with a reason and left for repair (``retry_postings``); they are never retried blindly.
+
+Kill switch (``Flow.LEDGER_POSTING``): while it is off, a posting that is ready to post stays
+``parked`` with the detail ``SWITCHED_OFF`` instead (the transaction's state, timeline and hold
+are still settled: a parked presentment neither converts nor releases the hold). The two
+reasons for ``parked`` stay apart: waiting for the authorization has no such detail. Once the
+flow is back on, ``post_switched_off`` (a scheduler job) settles those transactions again.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from console.cards.models import Card
 from console.db import utcnow
 from console.decisioning.models import DecisionRecord, Origin, Reason
 from console.finci.contract import ResponseCode
+from console.flows.services import Flow, is_enabled
 from console.ledger import services as ledger
 from console.ledger.models import HoldStatus, LedgerAccount, ReleaseReason
 from console.transactions.models import (
@@ -46,6 +53,9 @@ from console.transactions.models import (
 from console.transactions.settings import LifecycleSettings
 
 log = logging.getLogger(__name__)
+
+# The detail of a posting parked because the ledger posting kill switch is off.
+SWITCHED_OFF = "ledger posting switched off (kill switch): posted when it is back on"
 
 
 # --- the state, derived ----------------------------------------------------------------------
@@ -205,11 +215,23 @@ def settle(session: Session, transaction: CardTransaction, settings: LifecycleSe
                    our_answer=answer, posting_statuses=(), expired=False)
 
     posted = failed = 0
+    ledger_on: bool | None = None  # read once, and only when something is ready to post
     postings = postings_of(session, transaction.id)
     for posting in postings:
         if posting.status != PostingStatus.PARKED.value:
             continue
         if not _ready(posting, transaction, first, without_authorization):
+            if posting.detail == SWITCHED_OFF:
+                # Parked by the switch through an operator retry, but its authorization has
+                # not come: it waits for it (and the orphan grace period) like any other.
+                posting.detail = ""
+            continue
+        if ledger_on is None:
+            ledger_on = is_enabled(session, Flow.LEDGER_POSTING)
+        if not ledger_on:
+            if posting.detail != SWITCHED_OFF:
+                posting.detail = SWITCHED_OFF
+                posting.updated_at = now
             continue
         if _post(session, posting, transaction, first, settings, now, posted_by):
             posted += 1

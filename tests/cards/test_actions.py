@@ -127,20 +127,26 @@ def test_a_reason_is_required_and_one_change_at_a_time(db_session, card, lifecyc
                                lifecycle)
 
 
-def test_the_kill_switch_refuses_requests_and_holds_back_the_sender(
+def test_while_card_actions_are_off_requests_are_queued_not_sent_then_sent_once(
         db_session, card, book, lifecycle, send):
-    row = actions.request_action(db_session, OPERATOR, card.token_id, "block", "fraud",
-                                 lifecycle)
     set_flow(db_session, OPERATOR, Flow.CARD_ACTIONS, enabled=False, reason="FINCI incident")
     db_session.commit()
-    with pytest.raises(actions.ActionRefused, match="switched off"):
-        actions.request_action(db_session, OPERATOR, card.token_id, "report_lost", "x",
-                               lifecycle)
-    assert send().paused
+    row = actions.request_action(db_session, OPERATOR, card.token_id, "block", "fraud",
+                                 lifecycle)
+    db_session.commit()
+    assert (row.status, row.attempts) == ("pending", 0)
+    assert audit(db_session, "cards.status.request")
+    report = send()
+    assert report.paused and report.sent == []
     assert book.get(card.token_id).token_status == TokenStatus.ACTIVE
+    db_session.expire_all()
+    assert db_session.get(CardAction, row.id).status == "pending"
     set_flow(db_session, OPERATOR, Flow.CARD_ACTIONS, enabled=True, reason="resolved")
     db_session.commit()
     assert send().sent == [row.id]
+    assert send().summary == "nothing due"  # sent once
+    assert book.get(card.token_id).token_status == TokenStatus.BLOCKED
+    assert len(audit(db_session, "cards.status.send")) == 1
 
 
 def test_failed_updates_are_retried_with_backoff_then_surfaced_and_retryable(
@@ -166,7 +172,12 @@ def test_failed_updates_are_retried_with_backoff_then_surfaced_and_retryable(
     assert [e.outcome for e in sends] == ["failure"] * 3
     assert json.loads(sends[-1].details)["gave_up"] is True
 
+    # A retry asked for while card actions are off is queued, and sent once they are back on.
+    set_flow(db_session, OPERATOR, Flow.CARD_ACTIONS, enabled=False, reason="FINCI incident")
     actions.retry_action(db_session, OPERATOR, row.id)
+    db_session.commit()
+    assert send().paused
+    set_flow(db_session, OPERATOR, Flow.CARD_ACTIONS, enabled=True, reason="resolved")
     db_session.commit()
     assert send().sent == [row.id]  # FINCI is back
     assert local(db_session, card.token_id).status == "deactivated"

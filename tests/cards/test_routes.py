@@ -57,10 +57,15 @@ def test_refused_actions_say_why(as_operator, card, db_session):
     set_flow(db_session, Actor.system("test"), Flow.CARD_ACTIONS, enabled=False, reason="drill")
     db_session.commit()
     page = as_operator.get(f"/cards/{card.token_id}").get_data(as_text=True)
-    assert "switched off" in page and "Send to FINCI" not in page
+    assert "switched off" in page and "Queue for FINCI" in page and "Send to FINCI" not in page
     response = as_operator.post(url, data={"csrf_token": as_operator.csrf_token,
-                                           "action": "block", "reason": "x"})
-    assert response.status_code == 422 and "kill switch" in response.get_data(as_text=True)
+                                           "action": "block", "reason": "x"},
+                                headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    panel = response.get_data(as_text=True)
+    assert "Queued until card actions are back on: block" in panel
+    row = db_session.scalar(select(CardAction).where(CardAction.card_id == card.id))
+    assert row.status == "pending"
 
 
 def test_failed_actions_are_listed_for_operators(as_viewer, card, db_session):

@@ -54,3 +54,38 @@ def test_an_approving_safe_default_is_refused_in_production():
 def test_the_budget_is_checked_when_built_in_code_too():
     with pytest.raises(ConfigError, match="DECISIONING_BUDGET_S"):
         DecisioningSettings(budget_s=3.0)
+
+
+def test_a_small_stand_in_approval_cap_is_allowed_in_production_with_its_currency():
+    capped = DecisioningSettings.from_env({"DECISIONING_STAND_IN_APPROVE_UP_TO": "2500",
+                                           "DECISIONING_STAND_IN_CURRENCY": "EUR"},
+                                          production=True)
+    assert (capped.stand_in, capped.stand_in_approve_up_to, capped.stand_in_currency) == (
+        AnswerStatus.ERROR, 2500, "EUR")
+    assert DecisioningSettings().stand_in_approve_up_to is None  # never approve by default
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"DECISIONING_STAND_IN_APPROVE_UP_TO": "0", "DECISIONING_STAND_IN_CURRENCY": "EUR"},
+     r"DECISIONING_STAND_IN_APPROVE_UP_TO=0 is out of range \(1..10000\)"),
+    ({"DECISIONING_STAND_IN_APPROVE_UP_TO": "10001", "DECISIONING_STAND_IN_CURRENCY": "EUR"},
+     "out of range"),
+    ({"DECISIONING_STAND_IN_APPROVE_UP_TO": "lots", "DECISIONING_STAND_IN_CURRENCY": "EUR"},
+     "not a whole number"),
+    ({"DECISIONING_STAND_IN_APPROVE_UP_TO": "100"}, "DECISIONING_STAND_IN_CURRENCY .* required"),
+    ({"DECISIONING_STAND_IN_APPROVE_UP_TO": "100", "DECISIONING_STAND_IN_CURRENCY": "euro"},
+     "DECISIONING_STAND_IN_CURRENCY .* required"),
+    ({"DECISIONING_STAND_IN_CURRENCY": "EUR"}, "only used with"),
+    ({"DECISIONING_STAND_IN_APPROVE_UP_TO": "100", "DECISIONING_STAND_IN_CURRENCY": "EUR",
+      "DECISIONING_STAND_IN": "success"}, "needs DECISIONING_STAND_IN=error"),
+])
+def test_a_bad_stand_in_cap_stops_the_start(env, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({**BASE, **env})
+    with pytest.raises(ConfigError, match=message):
+        DecisioningSettings.from_env(env, production=False)
+
+
+def test_the_cap_is_checked_when_built_in_code_too():
+    with pytest.raises(ConfigError, match="out of range"):
+        DecisioningSettings(stand_in_approve_up_to=1_000_000, stand_in_currency="EUR")
