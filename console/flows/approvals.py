@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from console.audit import Actor, AuditAction, Target, record
@@ -74,8 +75,12 @@ def change(session: Session, actor: Actor, flow: Flow, *, enabled: bool, reason:
         requested_by=actor.id, requested_at=now,
         expires_at=now + dt.timedelta(minutes=policy.approval_minutes),
         status=RequestStatus.PENDING)
-    session.add(request)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent request for the same flow won the index
+            session.add(request)
+    except IntegrityError:
+        raise FlowChangeRefused(f"another request for {flow.value} was filed at the same time; "
+                                "reload and decide that one") from None
     record(session, actor=actor, action=AuditAction.FLOW_CHANGE_REQUEST,
            target=Target("flow", flow.value),
            details={"request": request.id, "enabled": enabled, "reason": reason,

@@ -142,3 +142,19 @@ def test_the_setting_names_flows_and_refuses_unknown_ones():
         Settings.from_env({**base, "FLOWS_REQUIRE_APPROVAL": "everything"})
     with pytest.raises(ConfigError, match="FLOWS_APPROVAL_MINUTES"):
         Settings.from_env({**base, "FLOWS_APPROVAL_MINUTES": "0"})
+
+
+def test_a_request_racing_another_for_the_same_flow_is_refused_not_an_error(db_session,
+                                                                          monkeypatch):
+    from console.flows import approvals
+
+    first = _request(db_session)
+    # The second request's lookup ran before the first committed: it saw nothing waiting.
+    real_scalar = db_session.scalar
+    monkeypatch.setattr(db_session, "scalar", lambda statement: None
+                        if "flow_change_request" in str(statement) else real_scalar(statement))
+    with pytest.raises(FlowChangeRefused, match="at the same time"):
+        approvals.change(db_session, APPROVER, Flow.DECISIONING, enabled=False, reason="me too",
+                         policy=POLICY, now=NOW)
+    monkeypatch.undo()
+    assert pending(db_session, NOW) == [first]
