@@ -147,6 +147,9 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(replay_group)
     app.cli.add_command(pipeline_group)
+    from console.flows.commands import flows_group
+
+    app.cli.add_command(flows_group)
     from console.transactions.commands import trace_command
 
     app.cli.add_command(trace_command)

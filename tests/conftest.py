@@ -85,6 +85,17 @@ def pan_scanner():
     return PAN_SCANNER
 
 
+@pytest.fixture(autouse=True)
+def _fresh_flow_switch_cache():
+    """Tests share one database per backend and roll back what they committed: a switch state
+    cached by one test (console.flows.cache) must not be served to the next."""
+    from console.flows.cache import CACHE
+
+    CACHE.clear()
+    yield
+    CACHE.clear()
+
+
 def pytest_sessionfinish(session, exitstatus):
     if PAN_SCANNER.hits:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -34,6 +34,13 @@ class AuditAction(StrEnum):
     # Flow kill switches
     FLOW_SWITCH_ENABLE = "flows.switch.enable"
     FLOW_SWITCH_DISABLE = "flows.switch.disable"
+    FLOW_SWITCH_REVERT_WARN = "flows.switch.revert_warn"
+    # Four-eyes changes (FLOWS_REQUIRE_APPROVAL): requested, then decided by another person
+    FLOW_CHANGE_REQUEST = "flows.change.request"
+    FLOW_CHANGE_APPROVE = "flows.change.approve"
+    FLOW_CHANGE_REJECT = "flows.change.reject"
+    FLOW_CHANGE_CANCEL = "flows.change.cancel"
+    FLOW_CHANGE_EXPIRE = "flows.change.expire"
 
     # Event pipeline (console.pipeline)
     PIPELINE_REPLAY_START = "pipeline.replay.start"

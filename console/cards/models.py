@@ -138,6 +138,8 @@ class CardAction(Base):
         CheckConstraint(_in("status", ActionStatus.ALL), name="status_known"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
         Index("ix_card_action_due", "status", "next_attempt_at"),
+        # The kill switch page's last-hour volume (console.flows.blast_radius).
+        Index("ix_card_action_requested_at", "requested_at"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)

@@ -1,11 +1,14 @@
+"""Flow kill switches: on-call can disable a payment flow in seconds, audited, with auto-revert."""
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from console.db import Base
+
+ID = BigInteger().with_variant(Integer, "sqlite")
 
 
 class FlowSwitch(Base):
@@ -21,3 +24,54 @@ class FlowSwitch(Base):
     # When set, the scheduler turns the flow back on at this time (a forgotten switch must not
     # silently keep declining every card).
     revert_at: Mapped[dt.datetime | None]
+    # The second person who approved this change (flows under FLOWS_REQUIRE_APPROVAL).
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    # When the scheduler warned that the auto-revert is near: one warning per change.
+    revert_warned_at: Mapped[dt.datetime | None]
+
+
+class RequestStatus:
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    ALL = (PENDING, APPROVED, REJECTED, CANCELLED, EXPIRED)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class FlowChangeRequest(Base):
+    """A change to a four-eyes flow, waiting for (or decided by) a second on-call engineer."""
+
+    __tablename__ = "flow_change_request"
+    __table_args__ = (
+        CheckConstraint(_in("status", RequestStatus.ALL), name="status_known"),
+        CheckConstraint("(status = 'pending') = (decided_at IS NULL)",
+                        name="decided_unless_pending"),
+        CheckConstraint("(decided_by IS NULL) = (decided_at IS NULL)", name="decided_by_with_at"),
+        CheckConstraint("revert_minutes IS NULL OR revert_minutes > 0", name="revert_positive"),
+        CheckConstraint("expires_at > requested_at", name="expires_after_request"),
+        # One open request per flow: two people asking at once cannot both be approved.
+        Index("uq_flow_change_request_pending_flow", "flow", unique=True,
+              sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
+        # The expiry job: pending requests by expiry time.
+        Index("ix_flow_change_request_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    flow: Mapped[str] = mapped_column(String(40))
+    # The wanted state: true turns the flow on, false off.
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(500))
+    # Auto-revert after approval (minutes from the moment it is applied); none = manual.
+    revert_minutes: Mapped[int | None] = mapped_column(Integer)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(10), default=RequestStatus.PENDING)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime | None]

@@ -207,16 +207,14 @@ def pipeline_group():
 
 
 def _switch(enabled: bool, reason: str, as_json: bool) -> None:
-    from console.flows.services import Flow, FlowChangeRefused, set_flow
+    from console.flows.commands import switch
+    from console.flows.services import Flow
 
-    try:
-        with database().transaction() as session:
-            state = set_flow(session, _actor(), Flow.PROCESSING, enabled=enabled, reason=reason)
-    except FlowChangeRefused as refused:
-        _emit(as_json, {"error": str(refused)}, f"refused: {refused}")
-        sys.exit(1)
-    _emit(as_json, {"processing": "running" if state.enabled else "paused", "reason": reason},
-          f"processing {'resumed' if state.enabled else 'paused'}")
+    def describe(state: dict) -> tuple[dict, str]:
+        return ({"processing": "running" if state["enabled"] else "paused", "reason": reason},
+                f"processing {'resumed' if state['enabled'] else 'paused'}")
+
+    switch(Flow.PROCESSING, enabled, reason, as_json, describe=describe)
 
 
 @pipeline_group.command("pause", help="Stop the workers applying messages (ingress keeps "

@@ -22,10 +22,20 @@ class Job:
 
 
 def _revert_flows(session: Session, _actor: Actor, now: dt.datetime) -> str:
-    from console.flows.services import revert_due
+    from console.flows.services import revert_due, warn_due_reverts
 
     reverted = revert_due(session, now)
-    return f"reverted {', '.join(reverted)}" if reverted else "nothing due"
+    warned = warn_due_reverts(session, now)
+    parts = ([f"reverted {', '.join(reverted)}"] if reverted else []) + (
+        [f"warned {', '.join(warned)}"] if warned else [])
+    return "; ".join(parts) or "nothing due"
+
+
+def _expire_flow_requests(session: Session, _actor: Actor, now: dt.datetime) -> str:
+    from console.flows.approvals import expire_due
+
+    expired = expire_due(session, now)
+    return f"expired {', '.join(f'#{i}' for i in expired)}" if expired else "nothing due"
 
 
 def _audit_anonymous_denials(session: Session, actor: Actor, now: dt.datetime) -> str:
@@ -58,7 +68,9 @@ def _lifecycle(name: str) -> Callable[[Session, Actor, dt.datetime], str]:
 
 JOBS: tuple[Job, ...] = (
     Job("flows.auto_revert", dt.timedelta(seconds=30), _revert_flows,
-        "Turn flows back on when their auto-revert time has passed"),
+        "Turn flows back on when their auto-revert time has passed; warn shortly before"),
+    Job("flows.expire_requests", dt.timedelta(seconds=30), _expire_flow_requests,
+        "Expire four-eyes kill switch requests nobody approved in FLOWS_APPROVAL_MINUTES"),
     Job("auth.anonymous_denials", dt.timedelta(minutes=1), _audit_anonymous_denials,
         "Audit anonymous API calls and writes refused since the last run (counted, one row)"),
     Job("ingress.purge_rejections", dt.timedelta(hours=1), _purge_rejections,

@@ -146,6 +146,8 @@ class TransactionPosting(Base):
                         name="posted_has_journal"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         Index("ix_transaction_posting_status_reason", "status", "reason"),
+        # The kill switch page's last-hour volume (console.flows.blast_radius).
+        Index("ix_transaction_posting_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)

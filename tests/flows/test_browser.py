@@ -59,3 +59,44 @@ def test_typing_a_reason_survives_the_refreshes_and_the_figures_still_update(
     assert card.get_by_test_id("flow-revert").input_value() == "60"
     assert reason.evaluate("element => element === document.activeElement")
     pan_scanner.scan(console.output(), "gunicorn")
+
+
+def test_oncall_disables_decisioning_sees_the_banner_and_re_enables_it_viewer_only_looks(
+        console, page, pan_scanner):  # noqa: F811 - the shared fixtures
+    from tests.auth.test_browser import _sign_out
+
+    page.on("dialog", lambda dialog: dialog.accept())  # "Turn decisioning OFF?" confirmation
+    _sign_in(page, console, "oncall")
+    page.goto(f"{console.url}/flows/")
+    assert page.get_by_test_id("flows-off-banner").count() == 0
+    switch = page.locator("section.switch[data-flow='decisioning']")
+    switch.get_by_test_id("flow-reason").fill("INC-4800 rules misbehaving")
+    switch.get_by_role("button", name="Turn off").click()
+    row = page.get_by_test_id("flow-states").locator("tr[data-flow='decisioning']")
+    row.get_by_test_id("flow-state").filter(has_text="OFF").wait_for()
+
+    page.goto(f"{console.url}/pipeline/deliveries")
+    banner = page.get_by_test_id("flows-off-banner")
+    assert "Decisioning" in banner.inner_text()
+    assert "INC-4800 rules misbehaving" in banner.inner_text()
+    assert "by oncall" in banner.inner_text()
+    banner.get_by_role("link", name="Kill switches").click()
+    page.wait_for_url(f"{console.url}/flows/")
+
+    switch = page.locator("section.switch[data-flow='decisioning']")
+    switch.get_by_test_id("flow-reason").fill("INC-4800 fixed")
+    switch.get_by_role("button", name="Turn on").click()
+    row = page.get_by_test_id("flow-states").locator("tr[data-flow='decisioning']")
+    row.get_by_test_id("flow-state").filter(has_text="ON").wait_for()
+    page.goto(f"{console.url}/pipeline/deliveries")
+    assert page.get_by_test_id("flows-off-banner").count() == 0
+
+    _sign_out(page, console)
+    _sign_in(page, console, "viewer")
+    page.goto(f"{console.url}/flows/")
+    row = page.get_by_test_id("flow-states").locator("tr[data-flow='decisioning']")
+    assert row.get_by_test_id("flow-state").inner_text() == "ON"
+    assert "INC-4800 fixed" in row.inner_text()
+    assert page.locator("section.switch").count() == 0
+    assert page.locator("form[action^='/flows/']").count() == 0
+    pan_scanner.scan(console.output(), "gunicorn")

@@ -52,3 +52,61 @@ def test_auto_revert_turns_the_flow_back_on_when_due(db_session):
     assert revert_due(db_session, now + dt.timedelta(minutes=30)) == [Flow.CARD_ACTIONS]
     state = get_state(db_session, Flow.CARD_ACTIONS)
     assert state.enabled and state.changed_by == "scheduler" and state.revert_at is None
+
+
+def test_the_revert_is_audited_as_the_schedulers_change(db_session):
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    set_flow(db_session, ONCALL, Flow.REVEAL, enabled=False, reason="INC-5",
+             revert_after=dt.timedelta(minutes=15), now=now)
+    revert_due(db_session, now + dt.timedelta(minutes=15))
+    event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+    assert (event.action, event.actor_type, event.actor_id) == (
+        "flows.switch.enable", "system", "scheduler")
+    assert "automatic revert scheduled by oncall-anna" in event.details
+
+
+def test_one_audited_warning_before_an_auto_revert_per_change(db_session, caplog):
+    from console.flows.services import REVERT_WARNING, warn_due_reverts
+
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    set_flow(db_session, ONCALL, Flow.DECISIONING, enabled=False, reason="INC-6",
+             revert_after=dt.timedelta(minutes=30), now=now)
+    revert_at = now + dt.timedelta(minutes=30)
+    assert warn_due_reverts(db_session, revert_at - REVERT_WARNING - dt.timedelta(seconds=1)) \
+        == []
+    assert not get_state(db_session, Flow.DECISIONING).revert_soon(
+        revert_at - REVERT_WARNING - dt.timedelta(seconds=1))
+    with caplog.at_level("WARNING", logger="console.flows.services"):
+        assert warn_due_reverts(db_session, revert_at - REVERT_WARNING) == [Flow.DECISIONING]
+    assert "decisioning turns back on by itself" in caplog.text
+    assert get_state(db_session, Flow.DECISIONING).revert_soon(revert_at - REVERT_WARNING)
+    assert warn_due_reverts(db_session, revert_at - dt.timedelta(minutes=1)) == []  # once
+    warnings = db_session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "flows.switch.revert_warn")).all()
+    assert len(warnings) == 1 and warnings[0].actor_id == "scheduler"
+    assert "INC-6" in warnings[0].details
+    # A new change (new revert time) gets its own warning.
+    set_flow(db_session, ONCALL, Flow.DECISIONING, enabled=False, reason="INC-6 extended",
+             revert_after=dt.timedelta(minutes=10), now=revert_at - dt.timedelta(minutes=1))
+    assert warn_due_reverts(db_session, revert_at + dt.timedelta(minutes=5)) == [Flow.DECISIONING]
+
+
+def test_the_scheduler_job_reverts_warns_and_expires(db_session):
+    from console.flows.approvals import change
+    from console.flows.settings import FlowsSettings
+    from console.scheduler.registry import JOBS
+
+    jobs = {job.name: job for job in JOBS}
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+    set_flow(db_session, ONCALL, Flow.CARD_ACTIONS, enabled=False, reason="INC-7",
+             revert_after=dt.timedelta(minutes=3), now=now)
+    system = Actor.system("scheduler")
+    assert jobs["flows.auto_revert"].run(db_session, system, now) == "warned card_actions"
+    assert jobs["flows.auto_revert"].run(db_session, system, now + dt.timedelta(minutes=3)) \
+        == "reverted card_actions"
+    assert jobs["flows.auto_revert"].run(db_session, system, now) == "nothing due"
+    request = change(db_session, ONCALL, Flow.REVEAL, enabled=False, reason="INC-8", now=now,
+                     policy=FlowsSettings(require_approval=frozenset({"reveal"}))).request
+    expire = jobs["flows.expire_requests"].run
+    assert expire(db_session, system, now) == "nothing due"
+    assert expire(db_session, system, now + dt.timedelta(hours=1)) == f"expired #{request.id}"

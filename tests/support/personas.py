@@ -20,6 +20,8 @@ PERSONA_ROLES: dict[str, tuple[Role, ...]] = {
     "viewer": (Role.VIEWER,),
     "operator": (Role.OPERATOR,),
     "oncall": (Role.ONCALL,),
+    # A second on-call engineer, for four-eyes approvals (not an IdP persona).
+    "oncall2": (Role.ONCALL,),
     "compliance": (Role.COMPLIANCE,),
     "admin": (Role.ADMIN,),
     "multi": (Role.VIEWER, Role.COMPLIANCE),
