@@ -88,6 +88,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from console.flows.routes import bp as flows_bp
         from console.home.routes import bp as home_bp
         from console.keys.routes import bp as keys_bp
+        from console.monitoring.routes import bp as changes_bp
         from console.pipeline.routes import bp as pipeline_bp
 
         app.register_blueprint(home_bp)
@@ -97,6 +98,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(flows_bp)
         app.register_blueprint(pipeline_bp)
         app.register_blueprint(keys_bp)
+        app.register_blueprint(changes_bp)
     # Decisioning: the ingress's decider, the worker's authorization handler, console pages.
     from console.decisioning.port import init_app as init_decisioning
 
