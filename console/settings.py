@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from console.audit.settings import AuditSettings
 from console.auth.settings import AuthSettings
 from console.decisioning.settings import DecisioningSettings
+from console.monitoring.settings import MetricsSettings
 from console.transactions.settings import LifecycleSettings
 
 if TYPE_CHECKING:
@@ -206,6 +207,8 @@ class Settings:
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     # Audit log export: the manifest signing key and the largest export (console.audit.settings).
     audit: AuditSettings = field(default_factory=AuditSettings)
+    # The bearer token for /metrics (console.monitoring.settings); no token, no endpoint.
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def is_production(self) -> bool:
@@ -282,6 +285,7 @@ class Settings:
                 env, production=environment is Environment.PRODUCTION),
             lifecycle=LifecycleSettings.from_env(env, relaxed=mode is not Mode.LIVE),
             audit=AuditSettings.from_env(env),
+            metrics=MetricsSettings.from_env(env),
             ingress=_ingress_settings().IngressSettings.from_env(
                 env, environment=environment, mode=mode, serve=serve),
         )
