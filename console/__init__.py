@@ -23,7 +23,7 @@ from console.settings import Serve, Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 # Blueprints that speak JSON to machines, are CSRF-exempt and render JSON errors.
-MACHINE_BLUEPRINTS = {"ingress"}
+MACHINE_BLUEPRINTS = {"ingress", "metrics"}
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Flask:
@@ -75,8 +75,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     from console.health.routes import bp as health_bp
+    from console.monitoring.metrics_routes import bp as metrics_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)  # every node: its figures come from the database
     if settings.serve in (Serve.ALL, Serve.INGRESS):
         from console.ingress.routes import bp as ingress_bp
 
@@ -88,6 +90,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from console.flows.routes import bp as flows_bp
         from console.home.routes import bp as home_bp
         from console.keys.routes import bp as keys_bp
+        from console.monitoring.routes import bp as changes_bp
         from console.pipeline.routes import bp as pipeline_bp
 
         app.register_blueprint(home_bp)
@@ -97,6 +100,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(flows_bp)
         app.register_blueprint(pipeline_bp)
         app.register_blueprint(keys_bp)
+        app.register_blueprint(changes_bp)
     # Decisioning: the ingress's decider, the worker's authorization handler, console pages.
     from console.decisioning.port import init_app as init_decisioning
 

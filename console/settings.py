@@ -22,6 +22,7 @@ from console.audit.settings import AuditSettings
 from console.auth.settings import AuthSettings
 from console.decisioning.settings import DecisioningSettings
 from console.flows.settings import FlowsSettings
+from console.monitoring.settings import MetricsSettings
 from console.transactions.settings import LifecycleSettings
 
 if TYPE_CHECKING:
@@ -209,6 +210,8 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     # Kill switches: which flows need four eyes, how long a request waits (console.flows.settings).
     flows: FlowsSettings = field(default_factory=FlowsSettings)
+    # The bearer token for /metrics (console.monitoring.settings); no token, no endpoint.
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def is_production(self) -> bool:
@@ -286,6 +289,7 @@ class Settings:
             lifecycle=LifecycleSettings.from_env(env, relaxed=mode is not Mode.LIVE),
             audit=AuditSettings.from_env(env),
             flows=FlowsSettings.from_env(env),
+            metrics=MetricsSettings.from_env(env),
             ingress=_ingress_settings().IngressSettings.from_env(
                 env, environment=environment, mode=mode, serve=serve),
         )

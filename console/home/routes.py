@@ -4,6 +4,7 @@ from flask import Blueprint, current_app, render_template
 
 from console.monitoring import targets
 from console.monitoring.panels import overview as build_overview
+from console.monitoring.routes import recent_changes
 from console.security.permissions import Permission, require
 from console.unit_of_work import request_session
 
@@ -18,7 +19,8 @@ def _view():
 @bp.get("/")
 @require(Permission.VIEW_PANELS)
 def overview():
-    return render_template("home/overview.html", view=_view(), targets=targets)
+    return render_template("home/overview.html", view=_view(), targets=targets,
+                           changes=recent_changes())
 
 
 @bp.get("/overview/panels")

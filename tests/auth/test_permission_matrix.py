@@ -29,6 +29,7 @@ PUBLIC_ENDPOINTS = {
     "static",
     "health.healthz",
     "health.readyz",
+    "metrics.metrics",            # Prometheus: its own bearer token (CONSOLE_METRICS_TOKEN)
     "ingress.receive",            # FINCI webhooks: authenticated by signature, not by session
     "auth.login",
     "auth.start_login",

@@ -1,0 +1,59 @@
+"""Prometheus metrics: one registry built per scrape from collectors that read the database.
+
+Nothing is counted in process memory, so every gunicorn worker (and every node) answers the
+same figures and no multiprocess directory is needed: a collector runs its queries when
+Prometheus scrapes. Add a metric by writing a collector (a callable taking the scrape's session
+and returning a ``prometheus_client`` Collector) and listing it in ``COLLECTORS``. Names use the
+``finci_`` prefix and base units; labels take values from closed sets (flow names), never ids,
+people or card data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session
+
+from console.flows.services import all_states
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class FlowCollector(Collector):
+    """``finci_flow_enabled{flow}`` (1 on, 0 off) and ``finci_flow_changed_timestamp_seconds``
+    (when the switch last changed; absent for a flow never switched) from the switch table."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def collect(self) -> Iterable[Metric]:
+        enabled = GaugeMetricFamily("finci_flow_enabled",
+                                    "Whether the flow is on (1) or switched off (0).",
+                                    labels=["flow"])
+        changed = GaugeMetricFamily("finci_flow_changed_timestamp_seconds",
+                                    "When the flow's switch last changed, Unix time.",
+                                    labels=["flow"])
+        for state in all_states(self.session):
+            enabled.add_metric([state.flow.value], 1.0 if state.enabled else 0.0)
+            if state.changed_at is not None:
+                changed.add_metric([state.flow.value], state.changed_at.timestamp())
+        yield enabled
+        yield changed
+
+
+COLLECTORS: list[Callable[[Session], Collector]] = [FlowCollector]
+
+
+def registry_for(session: Session) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    for make in COLLECTORS:
+        registry.register(make(session))
+    return registry
+
+
+def exposition(session: Session) -> bytes:
+    """The Prometheus text format of every collector, read now."""
+    return generate_latest(registry_for(session))
