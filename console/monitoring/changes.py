@@ -176,6 +176,19 @@ CHANGES: dict[AuditAction, Classification] = {
         ChangeKind.FLOW, _flow("off"), _fixed(Link("flows.index", Permission.VIEW_PANELS))),
     AuditAction.FLOW_SWITCH_ENABLE: Classification(
         ChangeKind.FLOW, _flow("on"), _fixed(Link("flows.index", Permission.VIEW_PANELS))),
+    # Four-eyes requests: the approval itself is applied as a switch change (above).
+    AuditAction.FLOW_CHANGE_REQUEST: Classification(
+        ChangeKind.FLOW,
+        lambda event, details: _with_reason(
+            f"Asked to turn {_flow_name(event)} {'on' if details.get('enabled') else 'off'}"
+            " (needs a second person)", details),
+        _fixed(Link("flows.index", Permission.VIEW_PANELS))),
+    AuditAction.FLOW_CHANGE_APPROVE: Classification(
+        ChangeKind.FLOW, lambda event, details: f"Approved a change to {_flow_name(event)}",
+        _fixed(Link("flows.index", Permission.VIEW_PANELS))),
+    AuditAction.FLOW_CHANGE_REJECT: Classification(
+        ChangeKind.FLOW, lambda event, details: f"Rejected a change to {_flow_name(event)}",
+        _fixed(Link("flows.index", Permission.VIEW_PANELS))),
     AuditAction.AUTH_BREAK_GLASS_CREATE: Classification(
         ChangeKind.CREDENTIAL, _text("Created break-glass account {target}"), _fixed(_USERS)),
     AuditAction.AUTH_BREAK_GLASS_UNLOCK: Classification(
@@ -214,7 +227,9 @@ NOT_CHANGES: frozenset[AuditAction] = frozenset({
     AuditAction.AUTH_SESSION_STEP_UP, AuditAction.AUTH_ACCESS_DENY,
     AuditAction.AUTH_BREAK_GLASS_LOGIN, AuditAction.AUTH_BREAK_GLASS_LOCK,
     AuditAction.KEYS_STATUS_VIEW, AuditAction.PIPELINE_MESSAGE_DEAD_LETTER,
-    AuditAction.LEDGER_HOLDS_EXPIRE,
+    AuditAction.LEDGER_HOLDS_EXPIRE, AuditAction.AUTH_ANONYMOUS_DENIALS_RECORD,
+    AuditAction.FLOW_CHANGE_CANCEL, AuditAction.FLOW_CHANGE_EXPIRE,
+    AuditAction.FLOW_SWITCH_REVERT_WARN, AuditAction.TRANSACTIONS_PARKED_POST,
     AuditAction.TRANSACTIONS_POSTING_RETRY, AuditAction.TRANSACTIONS_POSTING_ACCEPT,
     AuditAction.TRANSACTIONS_AUTHORIZATIONS_EXPIRE, AuditAction.TRANSACTIONS_ORPHANS_POST,
     AuditAction.CARDS_STATUS_REQUEST, AuditAction.CARDS_STATUS_SEND,
