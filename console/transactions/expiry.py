@@ -152,5 +152,9 @@ def post_switched_off(session: Session, actor: Actor, settings: LifecycleSetting
 
 def retry_repairable(session: Session, actor: Actor, settings: LifecycleSettings,
                      now: dt.datetime) -> str:
+    if not is_enabled(session, Flow.LEDGER_POSTING):
+        # A retry now could only park the posting again, and audit that as a failed retry:
+        # repaired failures wait, still failed, until ledger posting is back on.
+        return "ledger posting switched off: nothing retried"
     tried, posted = retry_failed(session, actor, settings, now=now)
     return f"{tried} failed postings retried, {posted} posted" if tried else "nothing to retry"

@@ -157,3 +157,27 @@ def test_the_scheduler_runs_the_job(db_session, enabled):
         summary = job.run(db_session, SCHEDULER, dt.datetime.now(dt.UTC))
     assert summary == ("nothing parked by the switch" if enabled
                        else "ledger posting switched off: nothing posted")
+
+
+def test_repaired_failures_are_not_retried_while_ledger_posting_is_off(driver, db_session):
+    from console.cards.services import create_card, link_account
+    from console.ledger.models import AccountKind
+    from console.transactions.expiry import retry_repairable
+    from tests.transactions.support import Bodies, new_id
+
+    token = new_id("tok")
+    create_card(db_session, token_id=token, currency="EUR")
+    db_session.commit()
+    driver.run(Bodies(token).presentment(None, 500, id_="pres_repair"))
+    assert posting(db_session, "pres_repair").reason == "unknown_account"
+    account = ledger.open_account(db_session, kind=AccountKind.CUSTOMER, name="Funds",
+                                  currency="EUR")
+    link_account(db_session, SCHEDULER, token, account.id)
+    switch(db_session, False)
+    assert retry_repairable(db_session, SCHEDULER, SETTINGS, dt.datetime.now(dt.UTC)) == (
+        "ledger posting switched off: nothing retried")
+    assert posting(db_session, "pres_repair").status == "failed"
+    assert audits(db_session, "transactions.posting.retry") == []
+    switch(db_session, True)
+    assert retry_repairable(db_session, SCHEDULER, SETTINGS, dt.datetime.now(dt.UTC)) == (
+        "1 failed postings retried, 1 posted")
