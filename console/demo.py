@@ -33,7 +33,8 @@ from console.devcert import write_self_signed
 from console.simulator.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
-PERSONAS = ("viewer", "operator", "oncall", "compliance", "admin")
+# oncall2 is a second on-call engineer: four-eyes kill switch requests need someone else to approve.
+PERSONAS = ("viewer", "operator", "oncall", "oncall2", "compliance", "admin")
 # The simulator's run and `flask demo seed` get the same seed and card count, so the console
 # knows every card the simulator scripts (both read the book from scenarios.run_book).
 SIMULATOR_SEED = 1
