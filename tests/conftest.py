@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import request
 from flask.testing import FlaskClient
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
@@ -26,7 +27,7 @@ from console import create_app, migrate
 from console.db import Database, make_engine
 from console.finci.contract import is_finci_id
 from console.observability.logging import JsonFormatter, RedactingFilter
-from console.security.redaction import find_pans
+from console.security.redaction import find_pans, redact_text
 from console.settings import Environment, Mode, Settings
 
 BACKENDS = [b.strip() for b in os.environ.get("CONSOLE_TEST_DATABASES",
@@ -279,7 +280,9 @@ def _scan_responses(app):
     def _scan(response):
         if not response.direct_passthrough and response.mimetype and (
                 response.mimetype.startswith("text/") or response.mimetype.endswith("json")):
-            PAN_SCANNER.scan(response.get_data(as_text=True), f"response:{response.status_code}")
+            # The route in the report: a hit is then found in one test run, not by bisecting.
+            where = f"response:{response.status_code} {request.method} {redact_text(request.path)}"
+            PAN_SCANNER.scan(response.get_data(as_text=True), where)
         return response
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 
 from console.cards.services import issue_funded_card
 from console.decisioning.settings import DecisioningSettings
 from console.finci.payload import WebhookMessage, parse_message
 from tests.ingress.helpers import message
+from tests.support.ids import new_id
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 TOKEN = "tok_dec"
@@ -19,7 +19,7 @@ def authorization_body(*, token_id: str = TOKEN, amount: int = 1250, currency: s
                        advice: bool = False, response_code: str | None = None,
                        id_: str | None = None, mcc: str = "5411", country: str = "DE",
                        created_at: dt.datetime = NOW) -> dict:
-    body = message("authorization", id_=id_ or f"auth_{uuid.uuid4().hex[:16]}", advice=advice,
+    body = message("authorization", id_=id_ or new_id("auth", 16), advice=advice,
                    token_id=token_id, amount=amount, currency=currency,
                    created_at=created_at.isoformat().replace("+00:00", "Z"))
     body["merchant"]["mcc"] = mcc

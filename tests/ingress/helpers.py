@@ -9,11 +9,11 @@ from __future__ import annotations
 import itertools
 import json
 import time
-import uuid
 
 from console.finci import contract
 from console.finci.webhook_signature import WebhookSecret, signed_headers
 from console.ingress.settings import IngressSettings
+from tests.support.ids import letters, new_id
 
 SECRET = WebhookSecret(b"ingress-test-secret-0123456789ab")
 OTHER_SECRET = WebhookSecret(b"ingress-rotated-secret-0123456789")
@@ -36,17 +36,16 @@ IDENTITY_KEY = b"test-identity-key"
 def new_webhook_id() -> str:
     # Letters only after the prefix: hex or decimal ids can contain Luhn-valid digit runs, which
     # the suite's card-number scanner would (rightly) flag wherever they are shown.
-    return "msg_" + uuid.uuid4().hex.translate(str.maketrans("0123456789", "ghijklmnop"))
+    return new_id("msg", 32)
 
 
 def message(type_: str = "presentment", *, id_: str | None = None, advice: bool | None = None,
             **fields) -> dict:
     """A valid body of the given type, with test card numbers in free-text and unknown fields."""
     number = next(_counter)
-    # No digits from the uuid: "fin_<hex>_<n>" could end in 13+ digits across the "_" (a
+    # Letters only (tests.support.ids): "fin_<hex>_<n>" could end in 13+ digits across the "_" (a
     # separator to the masker) and pass the Luhn check, a "card number" in the scanners.
-    letters = uuid.uuid4().hex[:12].translate(str.maketrans("0123456789", "ghijklmnop"))
-    body: dict = {"type": type_, "id": id_ or f"fin_{letters}_{number}",
+    body: dict = {"type": type_, "id": id_ or f"fin_{letters(12)}_{number}",
                   "created_at": "2026-11-27T08:00:00Z"}
     if type_ in {"authorization", "reversal", "presentment", "refund"}:
         body.update(token_id="tok_abc", amount=1250, currency="EUR",

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -34,13 +33,14 @@ from tests.ingress.helpers import (
     signed,
 )
 from tests.pipeline.process_handlers import TYPE
+from tests.support.ids import new_id
 from tests.support.servers import ROOT, Gunicorn, console_env
 
 pytestmark = pytest.mark.slow
 
 
 def body(**fields) -> dict:
-    return {"type": TYPE, "id": f"pt_{uuid.uuid4().hex[:10]}",
+    return {"type": TYPE, "id": new_id("pt", 10),
             "created_at": "2026-11-27T08:00:00Z", "card_reference": TEST_PANS[0], **fields}
 
 

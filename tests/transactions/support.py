@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import pytest
@@ -36,13 +35,14 @@ from tests.ingress.helpers import (
     message,
     new_webhook_id,
 )
+from tests.support import ids
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 PIPELINE = ingress_settings(max_attempts=3, batch_size=200, lease_s=60.0, poll_interval_s=0.01)
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8].translate(str.maketrans('0123456789', 'qrstuvwxyz'))}"
+    return ids.new_id(prefix, 8)
 
 
 def iso(moment: dt.datetime) -> str:

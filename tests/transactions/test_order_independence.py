@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,6 +34,7 @@ from console.simulator.scenarios import (
     message_body,
 )
 from console.transactions.models import CardTransaction, TransactionPosting
+from tests.support.ids import letters
 from tests.transactions.support import T0, Driver
 
 FUNDS = 10_000_000
@@ -144,7 +144,7 @@ def snapshot(session, token_id: str, run_id: str) -> dict:
 
 def run_id() -> str:
     """Fresh for every run (examples repeat seeds, and Hypothesis reseeds ``random``)."""
-    return uuid.uuid4().hex[:10].translate(str.maketrans("0123456789", "qrstuvwxyz"))
+    return letters(10)
 
 
 @st.composite
