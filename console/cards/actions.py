@@ -34,6 +34,7 @@ from console.db import utcnow
 from console.finci import card_api, card_status
 from console.finci.card_status import OperatorAction, TransitionRefused
 from console.flows.services import Flow, is_enabled
+from console.monitoring.event_counts import CARD_UPDATE_FAILURES, count_event
 from console.transactions.settings import LifecycleSettings
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ def _claim(scope: SessionScope, actor: Actor, now: dt.datetime, limit: int,
                 row.status = ActionStatus.REFUSED
                 row.last_error = str(refused)[:300]
                 row.completed_at = now
+                count_event(session, CARD_UPDATE_FAILURES, {"kind": "refused"}, now)
                 report.refused.append(row.id)
                 record(session, actor=actor, action=AuditAction.CARDS_STATUS_SEND,
                        target=Target("card", row.token_id), outcome=Outcome.FAILURE,
@@ -263,6 +265,7 @@ def _record(scope: SessionScope, actor: Actor, claim: _Claim,
                             "status": row.target_status}, at=now)
             return
         row.last_error = _describe(error)
+        count_event(session, CARD_UPDATE_FAILURES, {"kind": error.kind.value}, now)
         final = _permanent(error) or row.attempts >= settings.card_action_max_attempts
         if final:
             row.status = ActionStatus.FAILED

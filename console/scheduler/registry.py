@@ -56,6 +56,12 @@ def _purge_rejections(session: Session, actor: Actor, now: dt.datetime) -> str:
     return purge_job(session, actor, now)
 
 
+def _fold_metrics(session: Session, actor: Actor, now: dt.datetime) -> str:
+    from console.monitoring.folds import fold_job
+
+    return fold_job(session, actor, now)
+
+
 def _lifecycle(name: str) -> Callable[[Session, Actor, dt.datetime], str]:
     """A job of console.transactions.jobs, imported when it first runs."""
     def run(session: Session, actor: Actor, now: dt.datetime) -> str:
@@ -87,6 +93,8 @@ JOBS: tuple[Job, ...] = (
         "Send committed card status changes to FINCI; retry failures with backoff"),
     Job("audit.checkpoint", dt.timedelta(hours=1), checkpoint_job,
         "Sign the newest audit row's chain hash (off without AUDIT_EXPORT_SIGNING_KEY)"),
+    Job("monitoring.fold_metrics", dt.timedelta(minutes=1), _fold_metrics,
+        "Fold settled deliveries, messages and decisions into the /metrics totals"),
     Job("cards.refresh", dt.timedelta(hours=1), _lifecycle("refresh_cards"),
         "Refresh the local card view from FINCI's get-cards"),
 )

@@ -41,6 +41,7 @@ from console.finci.contract import ResponseCode
 from console.flows.services import Flow, is_enabled
 from console.ledger import services as ledger
 from console.ledger.models import HoldStatus, LedgerAccount, ReleaseReason
+from console.monitoring.event_counts import POSTING_FAILURES, count_event
 from console.transactions.models import (
     CardTransaction,
     FailureReason,
@@ -337,6 +338,7 @@ def _post(session: Session, posting: TransactionPosting, transaction: CardTransa
         posting.status = PostingStatus.FAILED.value
         posting.reason = refusal.reason.value
         posting.detail = refusal.detail[:300]
+        count_event(session, POSTING_FAILURES, {"reason": refusal.reason.value}, now)
         log.warning("posting of %s %s failed: %s", posting.kind, posting.finci_id,
                     refusal.reason.value, extra={"transaction_id": transaction.id})
         return False

@@ -18,6 +18,7 @@ from console.cards.models import ActionStatus, Card, CardAction, CardStatusChang
 from console.db import utcnow
 from console.finci.contract import TokenStatus
 from console.flows.services import Flow, set_flow
+from console.monitoring import event_counts
 from console.simulator.card_api_server import CardApiServer, Faults
 from console.transactions.settings import LifecycleSettings
 from tests.cards.conftest import API_SECRET, API_TOKEN
@@ -189,10 +190,14 @@ def test_a_refusal_by_finci_fails_at_once(db_session, card, book, lifecycle, sen
     row = actions.request_action(db_session, OPERATOR, card.token_id, "deactivate", "pause",
                                  lifecycle)
     db_session.commit()
+    key = event_counts.label_key({"kind": "rejected"})
+    before = event_counts.event_totals(db_session)[event_counts.CARD_UPDATE_FAILURES].get(key, 0)
     assert send().failed == [row.id]
     db_session.expire_all()
     assert db_session.get(CardAction, row.id).last_error == (
         "rejected; HTTP 409; transition_not_allowed")
+    after = event_counts.event_totals(db_session)[event_counts.CARD_UPDATE_FAILURES].get(key, 0)
+    assert after == before + 1  # finci_card_update_failures_total{kind="rejected"}
 
 
 def test_a_request_overtaken_by_an_end_state_is_refused_at_send_time(

@@ -12,6 +12,7 @@ from console.audit.models import AuditEvent
 from console.cards.services import create_card, issue_funded_card, link_account
 from console.ledger import services as ledger
 from console.ledger.models import AccountKind
+from console.monitoring import event_counts
 from console.transactions import services
 from console.transactions.models import TransactionPosting
 from console.transactions.settings import LifecycleSettings
@@ -37,11 +38,18 @@ def audited(session, action) -> list[dict]:
         select(AuditEvent).where(AuditEvent.action == action))]
 
 
+def posting_failures(session, reason: str) -> int:
+    totals = event_counts.event_totals(session)[event_counts.POSTING_FAILURES]
+    return totals.get(event_counts.label_key({"reason": reason}), 0)
+
+
 def test_unknown_card_fails_and_posts_once_the_card_exists(driver, db_session):
     token = new_id("tok")
+    failures_before = posting_failures(db_session, "unknown_card")
     driver.run(Bodies(token).presentment(None, 1_200, id_="pres_ghost"))
     posting = posting_of(db_session, "pres_ghost")
     assert (posting.status, posting.reason) == ("failed", "unknown_card")
+    assert posting_failures(db_session, "unknown_card") == failures_before + 1  # /metrics
     assert driver.transaction(link_key="presentment:pres_ghost").failed_postings == 1
 
     card = issue_funded_card(db_session, token_id=token, balance=10_000)

@@ -1,0 +1,228 @@
+"""Counters and histograms folded from the append-only tables (console.monitoring.models).
+
+Each ``Source`` is a table whose rows are never changed in the columns it reads, with an
+increasing ``id``: webhook deliveries, stored messages (first receipt) and authorization
+decisions. ``tally`` turns one row into increments of named series. The ``monitoring.
+fold_metrics`` job adds every settled row past the source's ``through_id`` to ``metric_total``
+and moves ``through_id`` on; a scrape (``current_totals``) reads those totals and tallies the
+rows past ``through_id`` itself, read-only. Both use the same ``tally``, so the figures are the
+same whether a row has been folded yet or not.
+
+Settling: ids are taken from a sequence before commit, so a row may become visible after a
+higher id. The job folds only up to the newest id among rows received more than ``SETTLE`` ago;
+a transaction of the ingress or decisioning path that stays open that long has failed long
+before (statement and request timeouts are seconds).
+
+Histograms are stored as one series per bucket (non-cumulative, label ``le``) plus ``_sum``;
+the exposition makes them cumulative. Label values come from closed sets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from console.decisioning.models import DecisionRecord, Origin
+from console.finci import contract
+from console.ingress.models import Disposition, StoredMessage, WebhookDelivery
+from console.monitoring.event_counts import label_key
+from console.monitoring.models import MetricFold, MetricTotal
+
+SETTLE = dt.timedelta(seconds=60)
+FOLD_BATCH = 20_000
+FOLD_BATCHES_PER_RUN = 50
+# A scrape tallies at most this many unfolded rows per source; more means the fold job is not
+# running (the scheduled-job panel and health checks say so), and the counters catch up when
+# it runs again.
+LIVE_TAIL_LIMIT = 50_000
+
+DELIVERIES = "finci_webhook_deliveries_total"
+DUPLICATES = "finci_webhook_duplicates_total"
+DELIVERY_LATENCY = "finci_webhook_delivery_latency_seconds"
+DECISIONS = "finci_auth_decisions_total"
+DECISION_DURATION = "finci_auth_decision_duration_seconds"
+TIMEOUTS = "finci_auth_timeouts_total"
+
+DEADLINE_S = float(contract.AUTHORIZATION_ANSWER_DEADLINE_SECONDS)
+# Deliveries arrive within seconds; FINCI's retries take minutes to hours.
+DELIVERY_LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+# Fine below 100 ms (the target), and a bucket at the default budget and at FINCI's deadline,
+# so "answers past the window" is one bucket subtraction.
+DECISION_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5,
+                             DEADLINE_S)
+
+Increment = tuple[str, dict[str, str], float]
+
+
+def bucket_of(value: float, buckets: tuple[float, ...]) -> str:
+    """The ``le`` of the first bucket holding ``value`` (``+Inf`` past the last)."""
+    for bound in buckets:
+        if value <= bound:
+            return _le(bound)
+    return "+Inf"
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+def _observe(metric: str, labels: dict[str, str], value: float,
+             buckets: tuple[float, ...]) -> list[Increment]:
+    return [(metric, {**labels, "le": bucket_of(value, buckets)}, 1.0),
+            (f"{metric}_sum", labels, value)]
+
+
+def _message_type(type_: str, known: bool) -> str:
+    return type_ if known else "unknown"
+
+
+def _seconds(later: dt.datetime, earlier: dt.datetime) -> float:
+    return max(0.0, (later - earlier).total_seconds())
+
+
+def _tally_delivery(row: Any) -> list[Increment]:
+    labels = {"type": _message_type(row.type, row.known_type), "outcome": row.disposition}
+    increments: list[Increment] = [(DELIVERIES, labels, 1.0)]
+    if row.disposition == Disposition.DUPLICATE:
+        increments.append((DUPLICATES, {}, 1.0))
+    return increments
+
+
+def _tally_message(row: Any) -> list[Increment]:
+    return _observe(DELIVERY_LATENCY, {"type": _message_type(row.type, row.known_type)},
+                    _seconds(row.received_at, row.finci_created_at), DELIVERY_LATENCY_BUCKETS)
+
+
+def _tally_decision(row: Any) -> list[Increment]:
+    increments: list[Increment] = [(DECISIONS, {"decision": row.answer, "reason": row.reason},
+                                    1.0)]
+    if row.total_ms is not None:
+        seconds = row.total_ms / 1000
+        increments += _observe(DECISION_DURATION, {}, seconds, DECISION_DURATION_BUCKETS)
+        if seconds >= DEADLINE_S:
+            increments.append((TIMEOUTS, {"kind": "late_answer"}, 1.0))
+    if row.default_used:
+        increments.append((TIMEOUTS, {"kind": "safe_default"}, 1.0))
+    return increments
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    id_column: Any
+    settled_column: Any
+    # The columns ``tally`` reads, for rows in an id range.
+    query: Callable[[], Select]
+    tally: Callable[[Any], list[Increment]]
+    where: tuple[Any, ...] = ()
+
+
+SOURCES: tuple[Source, ...] = (
+    Source("deliveries", WebhookDelivery.id, WebhookDelivery.received_at,
+           lambda: select(WebhookDelivery.id, WebhookDelivery.disposition, StoredMessage.type,
+                          StoredMessage.known_type)
+           .join(StoredMessage, StoredMessage.id == WebhookDelivery.message_id),
+           _tally_delivery),
+    Source("messages", StoredMessage.id, StoredMessage.received_at,
+           lambda: select(StoredMessage.id, StoredMessage.type, StoredMessage.known_type,
+                          StoredMessage.received_at, StoredMessage.finci_created_at),
+           _tally_message),
+    # Requests only: an advice-only record has no answer of ours.
+    Source("decisions", DecisionRecord.id, DecisionRecord.received_at,
+           lambda: select(DecisionRecord.id, DecisionRecord.answer, DecisionRecord.reason,
+                          DecisionRecord.total_ms, DecisionRecord.default_used)
+           .where(DecisionRecord.origin == Origin.REQUEST),
+           _tally_decision, where=(DecisionRecord.origin == Origin.REQUEST,)),
+)
+
+Totals = dict[str, dict[str, float]]
+
+
+def _add(totals: Totals, increments: Iterable[Increment]) -> None:
+    for metric, labels, amount in increments:
+        key = label_key(labels)
+        series = totals.setdefault(metric, {})
+        series[key] = series.get(key, 0.0) + amount
+
+
+def _rows(session: Session, source: Source, after: int, through: int | None,
+          limit: int | None = None) -> list[Any]:
+    statement = source.query().where(source.id_column > after)
+    if through is not None:
+        statement = statement.where(source.id_column <= through)
+    statement = statement.order_by(source.id_column)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.execute(statement))
+
+
+def _positions(session: Session) -> dict[str, int]:
+    return {fold.source: fold.through_id for fold in session.scalars(select(MetricFold))}
+
+
+def current_totals(session: Session) -> Totals:
+    """Every folded series plus the rows not folded yet. Read-only."""
+    totals: Totals = defaultdict(dict)
+    for row in session.scalars(select(MetricTotal)):
+        totals[row.metric][row.labels] = row.value
+    positions = _positions(session)
+    for source in SOURCES:
+        for row in _rows(session, source, positions.get(source.name, 0), None,
+                         LIVE_TAIL_LIMIT):
+            _add(totals, source.tally(row))
+    return totals
+
+
+def _settled_through(session: Session, source: Source, after: int,
+                     cutoff: dt.datetime) -> int | None:
+    """The highest id of the next batch of rows received before ``cutoff``."""
+    batch = (select(source.id_column.label("id"))
+             .where(source.id_column > after, source.settled_column < cutoff, *source.where)
+             .order_by(source.id_column).limit(FOLD_BATCH).subquery())
+    return session.scalar(select(func.max(batch.c.id)))
+
+
+def _fold_source(session: Session, source: Source, now: dt.datetime) -> int:
+    fold = session.scalar(select(MetricFold).where(MetricFold.source == source.name)
+                          .with_for_update())
+    if fold is None:
+        fold = MetricFold(source=source.name, through_id=0, folded_at=now)
+        session.add(fold)
+    folded = 0
+    for _ in range(FOLD_BATCHES_PER_RUN):
+        through = _settled_through(session, source, fold.through_id, now - SETTLE)
+        if through is None:
+            break
+        rows = _rows(session, source, fold.through_id, through)
+        batch: Totals = {}
+        for row in rows:
+            _add(batch, source.tally(row))
+        _store(session, source.name, batch)
+        fold.through_id, folded = through, folded + len(rows)
+    fold.folded_at = now
+    session.flush()
+    return folded
+
+
+def _store(session: Session, source: str, batch: Totals) -> None:
+    for metric, series in batch.items():
+        for labels, amount in series.items():
+            row = session.get(MetricTotal, (metric, labels))
+            if row is None:
+                session.add(MetricTotal(metric=metric, labels=labels, source=source,
+                                        value=amount))
+            else:
+                row.value += amount
+    session.flush()
+
+
+def fold_job(session: Session, _actor: Any, now: dt.datetime) -> str:
+    """Scheduler job: fold settled rows of every source."""
+    counts = {source.name: _fold_source(session, source, now) for source in SOURCES}
+    return ", ".join(f"{name} {count}" for name, count in counts.items())
