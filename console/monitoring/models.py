@@ -6,6 +6,7 @@ Two kinds, both in the database so every process and node scrapes the same figur
   decisions) by the ``monitoring.fold_metrics`` job. A scrape reads the totals and adds the few
   rows past each source's ``through_id``, so it never scans a whole table, and a counter keeps
   growing after retention purges the rows it counted.
+- ``MetricRollup``: the same, per five minutes, for the Overview's time windows.
 - ``MetricEventCount``: events with no append-only row of their own (a posting failure, a
   failed card status update), counted in the transaction that records them: one row per
   (metric, labels, day), added to with the shared counter upsert (console.counters). These
@@ -41,6 +42,18 @@ class MetricTotal(Base):
     metric: Mapped[str] = mapped_column(String(80), primary_key=True)
     labels: Mapped[str] = mapped_column(String(300), primary_key=True)
     source: Mapped[str] = mapped_column(String(40))
+    value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class MetricRollup(Base):
+    """The same increments as ``MetricTotal``, per ``ROLLUP_BUCKET`` of the rows' received
+    time: what the Overview's windows (15 minutes to 7 days) read instead of the raw tables."""
+
+    __tablename__ = "metric_rollup"
+
+    start: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    metric: Mapped[str] = mapped_column(String(80), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(300), primary_key=True)
     value: Mapped[float] = mapped_column(Float, default=0.0)
 
 

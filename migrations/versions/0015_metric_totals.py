@@ -1,7 +1,7 @@
 """running totals for the Prometheus counters and histograms
 
 Counters and histograms are read from the database at scrape time (every process answers the
-same). Totals folded from the append-only tables, the fold positions, and per-day counts of
+same). Totals folded, and per five minutes for the Overview's windows, from the append-only tables, the fold positions, and per-day counts of
 events that have no append-only row (posting failures, failed card status updates).
 
 Revision ID: 0015_metric_totals
@@ -37,6 +37,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('metric', 'labels', name=op.f('pk_metric_total')),
     )
     op.create_table(
+        'metric_rollup',
+        sa.Column('start', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('metric', sa.String(length=80), nullable=False),
+        sa.Column('labels', sa.String(length=300), nullable=False),
+        sa.Column('value', sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint('start', 'metric', 'labels', name=op.f('pk_metric_rollup')),
+    )
+    op.create_table(
         'metric_event_count',
         sa.Column('id', ID, autoincrement=True, nullable=False),
         sa.Column('metric', sa.String(length=80), nullable=False),
@@ -54,5 +62,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('metric_event_count')
+    op.drop_table('metric_rollup')
     op.drop_table('metric_total')
     op.drop_table('metric_fold')
