@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Final
+from enum import Enum
+from typing import Final, TypeVar
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
 from console.finci.contract import AMOUNT_MAX_MINOR_UNITS
+
+E = TypeVar("E", bound=Enum)
+D = TypeVar("D")
 
 BIGINT_MAX: Final = 2**63 - 1
 # Dates anyone could mean for this console; far enough from datetime's limits (year 1 and 9999)
@@ -60,6 +64,18 @@ def integer(name: str, raw: str | None, *, minimum: int = 0, maximum: int = BIGI
     if not _ASCII_INTEGER.fullmatch(value) or not minimum <= int(value) <= maximum:
         raise ParameterInvalid(name, f"must be a whole number from {minimum} to {maximum}")
     return int(value)
+
+
+def choice(name: str, raw: str | None, enum: type[E], default: D) -> E | D:
+    """A member of ``enum`` by its value, or ``default`` when empty."""
+    value = _present(raw)
+    if value is None:
+        return default
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in enum)
+        raise ParameterInvalid(name, f"must be one of: {allowed}") from None
 
 
 def _bounded(name: str, year: str, month: str, day: str) -> dt.date:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 
 from console import navigation, request_params
 from console.db import utcnow
@@ -27,17 +27,6 @@ def _on_register(state):
     navigation.register(state.app, "What changed", "changes.index", Permission.VIEW_PANELS, 72)
 
 
-def _choice(name: str, enum, default):
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return enum(raw)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        abort(400, description=f"{name} must be one of: {allowed}")
-
-
 def recent_changes():
     """The newest few, for the Overview (whatever their age: the list is short anyway)."""
     return changes(request_session(), ChangeFilter(),
@@ -47,8 +36,8 @@ def recent_changes():
 @bp.get("/")
 @require(Permission.VIEW_PANELS)
 def index():
-    window = _choice("window", Window, DEFAULT_WINDOW)
-    kind = _choice("kind", ChangeKind, None)
+    window = request_params.choice("window", request.args.get("window"), Window, DEFAULT_WINDOW)
+    kind = request_params.choice("kind", request.args.get("kind"), ChangeKind, None)
     before = request_params.integer("before", request.args.get("before"), minimum=1)
     criteria = ChangeFilter(kind=kind, before_seq=before,
                             since=utcnow() - window.span if window.span else None)
