@@ -20,13 +20,13 @@ the exposition makes them cumulative. Label values come from closed sets.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from console.decisioning.models import DecisionRecord, Origin
@@ -202,31 +202,53 @@ def bucket_start(at: dt.datetime) -> dt.datetime:
     return dt.datetime.fromtimestamp(int(at.timestamp()) // step * step, dt.UTC)
 
 
-Buckets = dict[dt.datetime, Totals]
+@dataclass
+class Windowed:
+    """What fell in a window: every series summed (``totals``), and per rollup bucket the sum
+    of each of the ``per_bucket`` metrics over its labels (for charts)."""
+
+    totals: Totals
+    per_bucket: dict[dt.datetime, dict[str, float]]
 
 
-def windowed(session: Session, since: dt.datetime) -> Buckets:
-    """Increments per rollup bucket from the bucket holding ``since`` on, folded or not.
-    Read-only; reads only the rollup rows of the window and the unfolded rows."""
+def windowed(session: Session, since: dt.datetime,
+             per_bucket: tuple[str, ...] = ()) -> Windowed:
+    """The window from the bucket holding ``since`` on, folded or not. Read-only: two grouped
+    queries over the window's rollup rows, and the unfolded rows."""
     first = bucket_start(since)
-    buckets: Buckets = defaultdict(dict)
-    for row in session.scalars(select(MetricRollup).where(MetricRollup.start >= first)):
-        buckets[row.start].setdefault(row.metric, {})[row.labels] = row.value
+    totals: Totals = {}
+    rollups = select(MetricRollup.metric, MetricRollup.labels, func.sum(MetricRollup.value)) \
+        .where(MetricRollup.start >= first) \
+        .group_by(MetricRollup.metric, MetricRollup.labels)
+    for metric, labels, value in session.execute(rollups):
+        totals.setdefault(metric, {})[labels] = float(value)
+    buckets: dict[dt.datetime, dict[str, float]] = defaultdict(dict)
+    if per_bucket:
+        charted = select(MetricRollup.start, MetricRollup.metric, func.sum(MetricRollup.value)) \
+            .where(MetricRollup.start >= first, MetricRollup.metric.in_(per_bucket)) \
+            .group_by(MetricRollup.start, MetricRollup.metric)
+        for start, metric, value in session.execute(charted):
+            buckets[_aware(start)][metric] = float(value)
     for source, row in _unfolded(session):
         start = bucket_start(row.at)
-        if start >= first:
-            _add(buckets[start], source.tally(row))
-    return buckets
+        if start < first:
+            continue
+        increments = source.tally(row)
+        _add(totals, increments)
+        for metric, _labels, amount in increments:
+            if metric in per_bucket:
+                buckets[start][metric] = buckets[start].get(metric, 0.0) + amount
+    return Windowed(totals, dict(buckets))
 
 
-def merged(buckets: Buckets) -> Totals:
-    """The sum of every bucket's series."""
-    totals: Totals = {}
-    for series in buckets.values():
-        for metric, values in series.items():
-            _add(totals, ((metric, json.loads(labels), value)
-                          for labels, value in values.items()))
-    return totals
+def _aware(value: dt.datetime | str) -> dt.datetime:
+    """A grouped datetime as the column type gives it (SQLite aggregates return text)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+Buckets = dict[dt.datetime, Totals]
 
 
 def _settled_through(session: Session, source: Source, after: int,
@@ -264,29 +286,30 @@ def _fold_source(session: Session, source: Source, now: dt.datetime) -> int:
     return folded
 
 
+def _upsert(session: Session, table: Any, keys: tuple[str, ...], rows: list[dict]) -> None:
+    """Add each row's ``value`` to the row of the same keys, creating it if needed: one
+    statement for the whole batch."""
+    if not rows:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c[key] for key in keys],
+        set_={"value": table.c.value + statement.excluded.value})
+    session.execute(statement, rows)
+
+
 def _store(session: Session, source: str, batch: Totals) -> None:
-    for metric, series in batch.items():
-        for labels, amount in series.items():
-            row = session.get(MetricTotal, (metric, labels))
-            if row is None:
-                session.add(MetricTotal(metric=metric, labels=labels, source=source,
-                                        value=amount))
-            else:
-                row.value += amount
-    session.flush()
+    _upsert(session, MetricTotal.__table__, ("metric", "labels"),
+            [{"metric": metric, "labels": labels, "source": source, "value": amount}
+             for metric, series in batch.items() for labels, amount in series.items()])
 
 
 def _store_rollups(session: Session, by_bucket: Buckets) -> None:
-    for start, batch in by_bucket.items():
-        for metric, values in batch.items():
-            for labels, amount in values.items():
-                row = session.get(MetricRollup, (start, metric, labels))
-                if row is None:
-                    session.add(MetricRollup(start=start, metric=metric, labels=labels,
-                                             value=amount))
-                else:
-                    row.value += amount
-    session.flush()
+    _upsert(session, MetricRollup.__table__, ("start", "metric", "labels"),
+            [{"start": start, "metric": metric, "labels": labels, "value": amount}
+             for start, batch in by_bucket.items() for metric, series in batch.items()
+             for labels, amount in series.items()])
 
 
 def fold_job(session: Session, _actor: Any, now: dt.datetime) -> str:

@@ -144,8 +144,8 @@ def _count_above(cumulative: list[tuple[float, float]], bound: float) -> int:
 
 def traffic(session: Session, window: PanelWindow, now: dt.datetime) -> Traffic:
     since = folds.bucket_start(now - window.span)
-    buckets = folds.windowed(session, now - window.span)
-    totals = folds.merged(buckets)
+    window_data = folds.windowed(session, now - window.span, (folds.DELIVERIES, folds.DECISIONS))
+    totals = window_data.totals
     view = Traffic(window, since)
     for key, value in totals.get(folds.DELIVERIES, {}).items():
         outcome = _labels(key)["outcome"]
@@ -174,8 +174,8 @@ def traffic(session: Session, window: PanelWindow, now: dt.datetime) -> Traffic:
         select(func.count()).select_from(DecisionRecord).where(
             DecisionRecord.advice_outcome == AdviceOutcome.TIMEOUT,
             DecisionRecord.received_at >= since)) or 0)
-    view.delivery_chart = _chart(buckets, folds.DELIVERIES, window, since)
-    view.decision_chart = _chart(buckets, folds.DECISIONS, window, since)
+    view.delivery_chart = _chart(window_data.per_bucket, folds.DELIVERIES, window, since)
+    view.decision_chart = _chart(window_data.per_bucket, folds.DECISIONS, window, since)
     return view
 
 
@@ -193,7 +193,7 @@ def _latency_rows(totals: folds.Totals) -> list[LatencyRow]:
     return rows
 
 
-def _chart(buckets: folds.Buckets, metric: str, window: PanelWindow,
+def _chart(buckets: Mapping[dt.datetime, Mapping[str, float]], metric: str, window: PanelWindow,
            since: dt.datetime) -> list[Bar]:
     columns = CHART_COLUMNS[window]
     step = window.span / columns
@@ -201,9 +201,9 @@ def _chart(buckets: folds.Buckets, metric: str, window: PanelWindow,
     for start, series in buckets.items():
         index = int((start - since) / step)
         if 0 <= index < columns:
-            values[index] += int(sum(series.get(metric, {}).values()))
+            values[index] += int(series.get(metric, 0))
         elif index >= columns:  # the bucket holding "now"
-            values[-1] += int(sum(series.get(metric, {}).values()))
+            values[-1] += int(series.get(metric, 0))
     fmt = "%a %H:%M" if window is PanelWindow.WEEK else "%H:%M"
     return bars([((since + step * i).strftime(fmt), v) for i, v in enumerate(values)],
                 width=300, height=40)
