@@ -154,8 +154,35 @@ class PipelineCollector(Collector):
                                 value=queue.by_status.get(MessageStatus.DEAD, 0))
 
 
+def credential_expiries(session: Session, now: dt.datetime) -> dict[str, dt.datetime]:
+    """{credential: expiry} for everything with an expiry (names from a closed set)."""
+    from console.keys.services import TlsFiles, tls_item
+
+    facts = {name: value for name, _label, value in tls_item(TlsFiles.from_env(), now).facts}
+    expiries = {}
+    if isinstance(facts.get("not_after"), dt.datetime):
+        expiries["tls_certificate"] = facts["not_after"]
+    return expiries
+
+
+class CredentialCollector(Collector):
+    """``finci_credential_expiry_timestamp_seconds{credential}``: when each credential or key
+    expires, Unix time in whole seconds (see FlowCollector for why whole)."""
+
+    def __init__(self, session: Session, now: Callable[[], dt.datetime] = utcnow):
+        self.session, self.now = session, now
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily("finci_credential_expiry_timestamp_seconds",
+                                   "When the credential or key expires, Unix time.",
+                                   labels=["credential"])
+        for name, expires in sorted(credential_expiries(self.session, self.now()).items()):
+            family.add_metric([name], float(int(expires.timestamp())))
+        yield family
+
+
 COLLECTORS: list[Callable[[Session], Collector]] = [FlowCollector, TrafficCollector,
-                                                    PipelineCollector]
+                                                    PipelineCollector, CredentialCollector]
 
 
 def registry_for(session: Session) -> CollectorRegistry:

@@ -191,3 +191,22 @@ def test_bucket_of_is_the_first_bound_holding_the_value():
     assert folds.bucket_of(1.0, (1.0, 2.0)) == "1.0"
     assert folds.bucket_of(1.5, (1.0, 2.0)) == "2.0"
     assert folds.bucket_of(9.0, (1.0, 2.0)) == "+Inf"
+
+
+def test_the_tls_certificate_expiry_is_exported_in_whole_seconds(client, tmp_path, monkeypatch):
+    from tests.keys.conftest import make_certificate
+
+    not_after = (utcnow() + dt.timedelta(days=40)).replace(microsecond=0)
+    cert = tmp_path / "cert.pem"
+    make_certificate(cert, not_before=utcnow() - dt.timedelta(days=1), not_after=not_after)
+    monkeypatch.setenv("TLS_CERT_FILE", str(cert))
+    monkeypatch.setenv("TLS_KEY_FILE", str(cert))
+    samples = scrape(client)
+    assert value(samples, "finci_credential_expiry_timestamp_seconds",
+                 credential="tls_certificate") == int(not_after.timestamp())
+
+
+def test_without_a_certificate_served_here_no_tls_expiry_is_exported(client, monkeypatch):
+    monkeypatch.delenv("TLS_CERT_FILE", raising=False)
+    assert not any(name == "finci_credential_expiry_timestamp_seconds"
+                   for name, _labels in scrape(client))
