@@ -20,6 +20,7 @@ the exposition makes them cumulative. Label values come from closed sets.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -176,10 +177,11 @@ def _positions(session: Session) -> dict[str, int]:
     return {fold.source: fold.through_id for fold in session.scalars(select(MetricFold))}
 
 
-def _unfolded(session: Session) -> Iterable[tuple[Source, Any]]:
+def _unfolded(session: Session, sources: tuple[Source, ...] | None = None
+              ) -> Iterable[tuple[Source, Any]]:
     """Every row past its source's fold position (at most ``LIVE_TAIL_LIMIT`` per source)."""
     positions = _positions(session)
-    for source in SOURCES:
+    for source in SOURCES if sources is None else sources:
         for row in _rows(session, source, positions.get(source.name, 0), None,
                          LIVE_TAIL_LIMIT):
             yield source, row
@@ -193,6 +195,23 @@ def current_totals(session: Session) -> Totals:
     for source, row in _unfolded(session):
         _add(totals, source.tally(row))
     return totals
+
+
+def delivery_outcomes(session: Session) -> dict[str, int]:
+    """Deliveries ever accepted, by outcome (first, duplicate, conflict): the folded total and
+    the unfolded deliveries, never a count over the whole delivery table. ``first`` is also the
+    number of messages ever stored (messages are never deleted)."""
+    outcomes = dict.fromkeys(Disposition.ALL, 0)
+    totals: Totals = {DELIVERIES: {}}
+    for row in session.scalars(select(MetricTotal).where(MetricTotal.metric == DELIVERIES)):
+        totals[DELIVERIES][row.labels] = row.value
+    deliveries = tuple(source for source in SOURCES if source.name == "deliveries")
+    for source, row in _unfolded(session, deliveries):
+        _add(totals, source.tally(row))
+    for labels, value in totals[DELIVERIES].items():
+        outcome = json.loads(labels)["outcome"]
+        outcomes[outcome] = outcomes.get(outcome, 0) + int(value)
+    return outcomes
 
 
 def bucket_start(at: dt.datetime) -> dt.datetime:

@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 from console.audit.models import AuditEvent
 from console.cards.models import ActionStatus, CardAction
 from console.db import utcnow
-from console.decisioning.queries import Summary, summary
+from console.decisioning.models import DIVERGENT_OUTCOMES, DecisionRecord
+from console.decisioning.queries import Summary
 from console.deployment import Deployment
 from console.flows.services import FlowState, all_states
 from console.ingress.models import StoredMessage, WebhookRejection
 from console.monitoring import targets
+from console.monitoring.windows import PanelWindow, traffic
 from console.pipeline.services import Backlog, backlog, duplicate_totals
 from console.scheduler.models import JobStatus
 from console.scheduler.registry import JOBS
@@ -104,6 +106,27 @@ def delivery_latency(session: Session, since: dt.datetime) -> Latency:
     return Latency(len(values), _percentile(values, 50), _percentile(values, 99))
 
 
+def decisions_summary(session: Session, since: dt.datetime, now: dt.datetime) -> Summary:
+    """The last 24 hours of answers from the rollups (console.monitoring.windows), and the
+    divergent advices (rare, counted on the advice-outcome index): never a scan of the day's
+    decision rows, however busy the program."""
+    day = traffic(session, PanelWindow.DAY, now)
+    divergent = dict(session.execute(
+        select(DecisionRecord.advice_outcome, func.count())
+        .where(DecisionRecord.advice_outcome.in_(DIVERGENT_OUTCOMES),
+               DecisionRecord.received_at >= since)
+        .group_by(DecisionRecord.advice_outcome)).all())
+
+    def ms(estimate):
+        return None if estimate.value is None else estimate.value * 1000
+
+    return Summary(since=since, requests=day.decisions, approved=day.approved,
+                   declined=day.declined, defaults=day.safe_defaults,
+                   by_reason={row.reason: row.count for row in day.reasons},
+                   by_outcome={str(k): int(v) for k, v in divergent.items()},
+                   p50_ms=ms(day.decision_p50), p99_ms=ms(day.decision_p99))
+
+
 def _count(session: Session, model, *conditions) -> int:
     return int(session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0)
 
@@ -125,7 +148,7 @@ def overview(session: Session, environment: str, now: dt.datetime | None = None)
     day_ago = now - dt.timedelta(hours=24)
     flows = all_states(session)
     queue = backlog(session)
-    decisions = summary(session, day_ago)
+    decisions = decisions_summary(session, day_ago, now)
     audit_count, last_audit = session.execute(
         select(func.count(AuditEvent.seq), func.max(AuditEvent.occurred_at))).one()
     deployment = session.get(Deployment, 1)

@@ -49,10 +49,19 @@ class Backlog:
                                       if self.oldest_pending_at else None)}
 
 
+_UNFINISHED = tuple(s for s in MessageStatus.ALL if s != MessageStatus.PROCESSED)
+
+
 def backlog(session: Session) -> Backlog:
     state = get_state(session, Flow.PROCESSING)
-    counts = dict(session.execute(select(StoredMessage.status, func.count())
-                                  .group_by(StoredMessage.status)).all())
+    # Every status but processed, on the (status, next_attempt_at) index; processed is the rest
+    # of the messages ever stored (none is deleted), from the metric totals: a count over the
+    # whole table took most of a second at 2.5 million messages.
+    counts = dict(session.execute(
+        select(StoredMessage.status, func.count())
+        .where(StoredMessage.status.in_(_UNFINISHED)).group_by(StoredMessage.status)).all())
+    stored = duplicate_totals(session)[Disposition.FIRST]
+    counts[MessageStatus.PROCESSED] = max(0, stored - sum(counts.values()))
     oldest = session.scalar(select(func.min(StoredMessage.received_at))
                             .where(StoredMessage.status == MessageStatus.PENDING))
     if isinstance(oldest, str):  # SQLite aggregates bypass the column type
@@ -264,9 +273,11 @@ def duplicates(session: Session, limit: int = PAGE_SIZE) -> list[DuplicateRow]:
 
 
 def duplicate_totals(session: Session) -> dict[str, int]:
-    counts = dict(session.execute(select(WebhookDelivery.disposition, func.count())
-                                  .group_by(WebhookDelivery.disposition)).all())
-    return {d: int(counts.get(d, 0)) for d in Disposition.ALL}
+    """Deliveries by disposition, from the metric totals (a count over the delivery table took
+    most of a second at three million rows)."""
+    from console.monitoring.folds import delivery_outcomes
+
+    return delivery_outcomes(session)
 
 
 # --- dead letters and parked --------------------------------------------------------------------
