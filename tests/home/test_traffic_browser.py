@@ -26,15 +26,15 @@ def console_extra_env():
     return {"CONSOLE_POLL_SECONDS": "1", "FINCI_WEBHOOK_SECRETS": SECRET.export()}
 
 
-def _deliver(console, body) -> None:
+def _deliver(server, body) -> None:
     raw, headers = signed(body, secret=SECRET)
-    response = requests.post(f"{console.url}/webhooks/finci", data=raw, headers=headers,
-                             verify=str(console.cert_path), timeout=10)
+    response = requests.post(f"{server.url}/webhooks/finci", data=raw, headers=headers,
+                             verify=str(server.cert_path), timeout=10)
     assert response.status_code == 200, response.text
 
 
-def test_the_traffic_panel_counts_deliveries_as_they_arrive(console, page, tmp_path,
-                                                            pan_scanner):  # noqa: F811
+def test_the_traffic_panel_counts_deliveries_as_they_arrive(
+        console, page, tmp_path, pan_scanner):  # noqa: F811 - the shared fixtures
     _sign_in(page, console, "viewer")
     page.goto(f"{console.url}/?window=15m")
     deliveries = page.get_by_test_id("traffic-deliveries")
