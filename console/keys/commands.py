@@ -75,6 +75,14 @@ def _row(credential, usage: dict | None = None) -> dict:
             "stored": credential.store_name is not None}
 
 
+def _changed() -> None:
+    """Ingress in this process sees the change at once; other processes within the cache
+    period."""
+    found = current_app.extensions.get("keys.webhook_secrets")
+    if found is not None:
+        found.invalidate()
+
+
 def _fail(message: str) -> None:
     click.echo(f"refused: {message}", err=True)
     sys.exit(1)
@@ -127,6 +135,7 @@ def add_webhook_secret_command(reason: str, from_file, overlap_hours: int | None
             fingerprint = credential.fingerprint
     except InventoryError as refused:
         _fail(str(refused))
+    _changed()
     click.echo(f"added webhook secret {fingerprint}; the previous ones are accepted for "
                f"{overlap} more; ingress nodes pick the change up within "
                f"{settings.secrets.cache_seconds} s")
@@ -144,6 +153,7 @@ def _transition(verb: str, credential_id: int, reason: str, **extra) -> None:
             summary = f"{credential.kind} {credential.fingerprint} is now {credential.status}"
     except inventory.InventoryError as refused:
         _fail(str(refused))
+    _changed()
     click.echo(summary)
 
 

@@ -122,12 +122,13 @@ class WebhookSecretSet:
         self._values: dict[str, WebhookSecret] = {}  # store name -> parsed, read once
         self._lock = threading.Lock()
         self._refreshing = False
+        self._reload_now = False
 
     def accepted(self, configured: Iterable[WebhookSecret], now: float) -> tuple[WebhookSecret,
                                                                                  ...]:
         """The secrets a delivery at ``now`` (epoch seconds) may be signed with."""
         loaded = self._loaded
-        if loaded is None:
+        if loaded is None or self._reload_now:
             loaded = self.refresh()
         elif self.monotonic() - self._loaded_at >= self.cache_seconds:
             self._refresh_in_background()
@@ -143,7 +144,8 @@ class WebhookSecretSet:
         return tuple(result)
 
     def invalidate(self) -> None:
-        self._loaded_at = -float("inf")
+        """A change made in this process: the next call reloads before answering."""
+        self._reload_now = True
 
     def refresh(self) -> _Loaded:
         try:
@@ -153,7 +155,7 @@ class WebhookSecretSet:
             log.warning("webhook secrets: reload failed; keeping the previous set",
                         exc_info=True)
             loaded = self._loaded or _NOTHING
-        self._loaded, self._loaded_at = loaded, self.monotonic()
+        self._loaded, self._loaded_at, self._reload_now = loaded, self.monotonic(), False
         return loaded
 
     def _refresh_in_background(self) -> None:

@@ -12,7 +12,6 @@ Create Date: 2026-12-07
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '0013_key_inventory'
 down_revision = '0011_audit_action_seq'
 branch_labels = None

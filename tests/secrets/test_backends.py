@@ -192,9 +192,8 @@ def test_production_refuses_local_keystore_and_environment_variables(backend, ma
 
 
 def test_production_refusal_through_the_whole_settings():
-    from tests.test_settings import production
-
     from console.settings import Settings
+    from tests.test_settings import production
 
     with pytest.raises(ConfigError, match="SECRETS_BACKEND=env"):
         Settings.from_env(production(SECRETS_BACKEND="env"))
@@ -252,7 +251,7 @@ def test_vault_kv2_round_trip_list_and_delete(vault):
 
 
 def test_vault_refusal_and_outage_are_clear_errors_without_the_token(vault):
-    store = _vault_store(vault, token="hvs.wrong-token")  # noqa: S106 - a test fixture
+    store = _vault_store(vault, token="hvs.wrong-token")
     with pytest.raises(SecretStoreError, match="Vault refused to read") as refused:
         store.get("x")
     assert "hvs." not in str(refused.value)

@@ -8,7 +8,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-TOKEN = "hvs.test-token-for-the-recorded-exchange"  # noqa: S105 - a test fixture
+TOKEN = "hvs.test-token-for-the-recorded-exchange"
 
 
 class VaultStandIn:
