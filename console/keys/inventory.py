@@ -214,13 +214,15 @@ def history(session: Session, credential_ids: list[int]) -> dict[int, list[Crede
     return found
 
 
-def retire_overdue(session: Session, environment: str, at: dt.datetime) -> int:
+def retire_overdue(session: Session, environment: str, at: dt.datetime, *,
+                   actor: Actor | None = None) -> int:
     """Scheduled: retiring credentials past their deadline become retired (they are refused
     from the deadline on anyway; this makes the inventory say so)."""
     overdue = list(session.scalars(select(Credential).where(
         Credential.environment == str(environment), Credential.status == State.RETIRING.value,
         Credential.retire_after <= at)))
     for credential in overdue:
-        retire(session, Actor.system("keys.retire_overdue"), credential, environment=environment,
+        retire(session, actor or Actor.system("keys.retire_overdue"), credential,
+               environment=environment,
                at=at, reason="overlap window ended")
     return len(overdue)
