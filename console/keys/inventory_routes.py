@@ -5,6 +5,7 @@ wide) and an audit row for every one; a refusal answers 422 with the reason on t
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from flask import current_app, flash, redirect, request, url_for
 
@@ -22,6 +23,7 @@ from console.web_actor import current_actor
 ACTIONS = {"activate": inventory.activate, "retire": inventory.retire,
            "revoke": inventory.revoke, "schedule_retire": inventory.schedule_retire}
 MAX_OVERLAP_HOURS = 24 * 30
+_HOURS = re.compile(r"[0-9]{1,4}")
 
 
 def _environment() -> str:
@@ -47,7 +49,8 @@ def _hours(default: int) -> int:
     raw = (request.form.get("hours") or "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_OVERLAP_HOURS:
+    # [0-9], not str.isdigit(): that accepts "²", which int() then refuses.
+    if not _HOURS.fullmatch(raw) or not 1 <= int(raw) <= MAX_OVERLAP_HOURS:
         raise inventory.InventoryError(f"hours must be a whole number from 1 to "
                                        f"{MAX_OVERLAP_HOURS}")
     return int(raw)

@@ -78,6 +78,8 @@ def test_bad_input_is_4xx_and_writes_nothing(as_admin, store, db_session):
     assert _add(as_admin, value="not-a-secret").status_code == 422
     assert _add(as_admin, hours="0").status_code == 422
     assert _add(as_admin, hours="x").status_code == 422
+    assert _add(as_admin, hours="\u00b2").status_code == 422
+    assert _add(as_admin, hours="9" * 5000).status_code == 422
     assert as_admin.post("/keys/credentials/999/revoke",
                          data={"csrf_token": as_admin.csrf_token, "reason": "x"}
                          ).status_code == 404
