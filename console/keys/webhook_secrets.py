@@ -98,6 +98,32 @@ def add_webhook_secret(session: Session, store: SecretStore | None, actor: Actor
     return credential
 
 
+def accepted_fingerprints(session: Session, configured: Iterable[str], *, environment: str,
+                          at: dt.datetime) -> dict[str, str]:
+    """fingerprint -> state ("active", "retiring until …") of every secret ingress accepts at
+    ``at``, from the inventory and the configuration, without reading the store (status page)."""
+    rows = {row.fingerprint: row for row in session.scalars(select(Credential).where(
+        Credential.kind == Kind.WEBHOOK_SECRET.value, Credential.environment == environment))}
+    found: dict[str, str] = {}
+
+    def state(row: Credential | None) -> str | None:
+        if row is None:
+            return "active"
+        if row.status == State.ACTIVE.value:
+            return "active"
+        if row.status == State.RETIRING.value and row.retire_after and row.retire_after > at:
+            return f"retiring until {row.retire_after.strftime('%Y-%m-%d %H:%M UTC')}"
+        return None
+
+    for fp in configured:
+        if (label := state(rows.get(fp))) is not None:
+            found[fp] = label
+    for fp, row in rows.items():
+        if row.store_name and fp not in found and (label := state(row)) is not None:
+            found[fp] = label
+    return found
+
+
 @dataclass(frozen=True)
 class _Loaded:
     stored: tuple[tuple[WebhookSecret, float | None], ...]  # from the store, with deadline

@@ -192,3 +192,17 @@ def test_the_hot_path_reads_the_store_once_per_secret(app, client, clock, cli, s
     assert _post(client, clock, NEW) == 200
     # One read at the first delivery after the add, none per request or at the reload.
     assert reads == [store_name("sandbox", NEW.fingerprint)]
+
+
+def test_the_status_report_shows_what_ingress_accepts_and_which_secret_verified(cli, client,
+                                                                               clock, store):
+    assert _add(cli, NEW, "--overlap-hours", "3").exit_code == 0
+    assert _post(client, clock, NEW) == 200
+    _, report = cli("keys", "status", "--json")
+    (item,) = [i for i in report["items"] if i["key"] == "webhook_secrets"]
+    rows = {row["fingerprint"]: row for row in item["rows"]}
+    assert rows[NEW.fingerprint]["state"] == "active"
+    assert rows[NEW.fingerprint]["verified_7d"] == 1
+    assert rows[OLD.fingerprint]["state"].startswith("retiring until ")
+    finding = " ".join(f["action"] or "" for f in item["findings"])
+    assert f"Remove {OLD.fingerprint} from FINCI_WEBHOOK_SECRETS" in finding
