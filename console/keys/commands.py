@@ -202,3 +202,17 @@ def init_master_key_command(path: str):
     except FileExistsError:
         _fail(f"{path} exists; a master key is never overwritten")
     click.echo(f"wrote {path}; set SECRETS_LOCAL_MASTER_KEY_FILE={path}")
+
+
+@keys_group.command("record-configured",
+                    help="Record the configured FINCI API credentials, SSO client secret, TLS "
+                         "certificate and webhook secrets in the inventory (fingerprints only).")
+def record_configured_command():
+    from console.cli import cli_actor
+    from console.keys.configured import record_configured
+
+    with database().transaction() as session:
+        added = record_configured(session, cli_actor(), current_app.extensions["settings"],
+                                  TlsFiles.from_env(), at=utcnow())
+        lines = [f"recorded {c.kind} {c.fingerprint}" for c in added]
+    click.echo("\n".join(lines) or "nothing new to record")

@@ -96,3 +96,16 @@ def add_webhook():
     secret_set(current_app)
     return _done(f"webhook secret {credential.fingerprint} added; the previous ones are "
                  f"accepted for {overlap} more")
+
+
+@bp.post("/inventory/record-configured")
+@require(Permission.MANAGE_KEYS)
+@step_up_required(SensitiveAction.KEYS)
+def record_configured_view():
+    from console.keys.configured import record_configured
+    from console.keys.services import TlsFiles
+
+    added = record_configured(request_session(), current_actor(),
+                              current_app.extensions["settings"], TlsFiles.from_env(), at=now())
+    return _done(f"recorded {len(added)} configured credential(s)" if added
+                 else "nothing new to record")
