@@ -33,7 +33,9 @@ from sqlalchemy.orm import Session
 
 from console.audit.services import Actor
 from console.finci.webhook_signature import InvalidWebhookSecret, WebhookSecret
-from console.ingress.settings import PUBLISHED_TEST_SECRETS
+
+# The same refusals as FINCI_WEBHOOK_SECRETS at start (console.ingress.settings).
+from console.ingress.settings import PUBLISHED_TEST_SECRETS, _guessable
 from console.keys import inventory
 from console.keys.inventory import InventoryError, Kind, State
 from console.keys.models import Credential
@@ -73,6 +75,9 @@ def add_webhook_secret(session: Session, store: SecretStore | None, actor: Actor
         raise InventoryError(f"not a webhook secret: {exc}") from None
     if environment == "production" and value.strip() in PUBLISHED_TEST_SECRETS:
         raise InventoryError("a published test secret is refused in production")
+    if environment == "production" and _guessable(value.strip()):
+        raise InventoryError("a secret that is not random (e.g. all zero bytes) is refused in "
+                             "production")
     if inventory.find(session, Kind.WEBHOOK_SECRET, secret.fingerprint, environment):
         raise InventoryError(f"webhook secret {secret.fingerprint} is already in the inventory")
     record_configured(session, actor, configured, environment=environment, at=at)
