@@ -112,9 +112,13 @@ def list_command(as_json: bool):
 @click.option("--reason", required=True)
 @click.option("--from-file", "from_file", type=click.File("r"), default=None,
               help="Read the whsec_… value from this file instead of standard input.")
+@click.option("--stored-as", "stored_as", default=None,
+              help="The secret is already in a read-only store (platform files, Vault written "
+                   "elsewhere) under this name, e.g. webhook/production/2026-12.")
 @click.option("--overlap-hours", type=click.IntRange(1, 24 * 30), default=None,
               help="How long the replaced secrets keep verifying (KEYS_WEBHOOK_OVERLAP_HOURS).")
-def add_webhook_secret_command(reason: str, from_file, overlap_hours: int | None):
+def add_webhook_secret_command(reason: str, from_file, stored_as: str | None,
+                               overlap_hours: int | None):
     import datetime as dt
 
     from console.cli import cli_actor
@@ -123,15 +127,16 @@ def add_webhook_secret_command(reason: str, from_file, overlap_hours: int | None
     from console.secrets.factory import app_store
 
     settings = current_app.extensions["settings"]
-    value = (from_file.read() if from_file else
-             click.prompt("webhook secret (whsec_…)", hide_input=True, err=True)).strip()
+    value = None if stored_as else (
+        from_file.read() if from_file else
+        click.prompt("webhook secret (whsec_…)", hide_input=True, err=True)).strip()
     overlap = dt.timedelta(hours=overlap_hours or settings.secrets.webhook_overlap_hours)
     try:
         with database().transaction() as session:
             credential = add_webhook_secret(
                 session, app_store(current_app), cli_actor(), value=value,
                 environment=_environment(), configured=settings.ingress.secrets, at=utcnow(),
-                reason=reason, overlap=overlap)
+                reason=reason, overlap=overlap, stored_as=stored_as)
             fingerprint = credential.fingerprint
     except InventoryError as refused:
         _fail(str(refused))

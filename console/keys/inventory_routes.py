@@ -88,7 +88,9 @@ def add_webhook():
         overlap = dt.timedelta(hours=_hours(settings.secrets.webhook_overlap_hours))
         credential = add_webhook_secret(
             session, app_store(current_app), current_actor(),
-            value=request.form.get("value", ""), environment=_environment(),
+            value=request.form.get("value") or None,
+            stored_as=(request.form.get("stored_as") or "").strip() or None,
+            environment=_environment(),
             configured=settings.ingress.secrets, at=now(),
             reason=request.form.get("reason", ""), overlap=overlap)
     except inventory.InventoryError as refused:

@@ -39,7 +39,13 @@ from console.ingress.settings import PUBLISHED_TEST_SECRETS, _guessable
 from console.keys import inventory
 from console.keys.inventory import InventoryError, Kind, State
 from console.keys.models import Credential
-from console.secrets.store import ReadOnlyStore, SecretStore, SecretStoreError
+from console.secrets.store import (
+    ReadOnlyStore,
+    SecretNotFound,
+    SecretStore,
+    SecretStoreError,
+    check_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +70,20 @@ def record_configured(session: Session, actor: Actor, secrets: Iterable[WebhookS
 
 
 def add_webhook_secret(session: Session, store: SecretStore | None, actor: Actor, *,
-                       value: str, environment: str, configured: Iterable[WebhookSecret],
-                       at: dt.datetime, reason: str, overlap: dt.timedelta) -> Credential:
-    """Store a new secret and make it active; the others of this environment start retiring."""
+                       value: str | None, environment: str, configured: Iterable[WebhookSecret],
+                       at: dt.datetime, reason: str, overlap: dt.timedelta,
+                       stored_as: str | None = None) -> Credential:
+    """Make a new secret active; the others of this environment start retiring.
+
+    ``value``: written to the store under ``webhook/<environment>/<fingerprint>``. Or
+    ``stored_as``: a secret the platform already put in a read-only store (files, or Vault
+    written by another tool), which must sit under ``webhook/<environment>/``."""
     if store is None:
         raise InventoryError("no secret store is configured (SECRETS_BACKEND)")
+    if (value is None) == (stored_as is None):
+        raise InventoryError("give either the new secret or the store name it is kept under")
+    if stored_as is not None:
+        value = _read_stored(store, stored_as, environment)
     try:
         secret = WebhookSecret.parse(value)
     except InvalidWebhookSecret as exc:
@@ -81,15 +96,17 @@ def add_webhook_secret(session: Session, store: SecretStore | None, actor: Actor
     if inventory.find(session, Kind.WEBHOOK_SECRET, secret.fingerprint, environment):
         raise InventoryError(f"webhook secret {secret.fingerprint} is already in the inventory")
     record_configured(session, actor, configured, environment=environment, at=at)
-    name = store_name(environment, secret.fingerprint)
-    try:
-        # Store first: a value stored but not recorded is never trusted; the reverse would be
-        # an active secret nobody can read.
-        store.put(name, secret.export().encode("ascii"))
-    except ReadOnlyStore as exc:
-        raise InventoryError(f"the {store.kind} secret store is read-only: {exc}") from None
-    except SecretStoreError as exc:
-        raise InventoryError(f"the secret store refused the new secret: {exc}") from None
+    name = stored_as or store_name(environment, secret.fingerprint)
+    if stored_as is None:
+        try:
+            # Store first: a value stored but not recorded is never trusted; the reverse would
+            # be an active secret nobody can read.
+            store.put(name, secret.export().encode("ascii"))
+        except ReadOnlyStore as exc:
+            raise InventoryError(f"the {store.kind} secret store is read-only: {exc} (then "
+                                 "name the stored secret instead)") from None
+        except SecretStoreError as exc:
+            raise InventoryError(f"the secret store refused the new secret: {exc}") from None
     others = list(session.scalars(select(Credential).where(
         Credential.kind == Kind.WEBHOOK_SECRET.value, Credential.environment == environment,
         Credential.status == State.ACTIVE.value)))
@@ -101,6 +118,24 @@ def add_webhook_secret(session: Session, store: SecretStore | None, actor: Actor
                                   retire_after=at + overlap,
                                   reason=f"replaced by {secret.fingerprint}: {reason}"[:500])
     return credential
+
+
+def _read_stored(store: SecretStore, name: str, environment: str) -> str:
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise InventoryError(str(exc)) from None
+    if not name.startswith(store_name(environment, "")):
+        raise InventoryError(f"a {environment} webhook secret is stored under "
+                             f"{store_name(environment, '')}…; {name!r} is refused")
+    try:
+        return store.get(name).decode("ascii")
+    except SecretNotFound:
+        raise InventoryError(f"the {store.kind} store has no secret {name!r}") from None
+    except SecretStoreError as exc:
+        raise InventoryError(f"the secret store cannot read {name!r}: {exc}") from None
+    except UnicodeDecodeError:
+        raise InventoryError(f"{name!r} does not hold a whsec_ secret") from None
 
 
 def accepted_fingerprints(session: Session, configured: Iterable[str], *, environment: str,

@@ -206,3 +206,27 @@ def test_the_status_report_shows_what_ingress_accepts_and_which_secret_verified(
     assert rows[OLD.fingerprint]["state"].startswith("retiring until ")
     finding = " ".join(f["action"] or "" for f in item["findings"])
     assert f"Remove {OLD.fingerprint} from FINCI_WEBHOOK_SECRETS" in finding
+
+
+def test_a_secret_the_platform_mounted_is_named_not_pasted(app, client, clock, cli, tmp_path,
+                                                         db_session):
+    from console.secrets.files import FileStore
+
+    root = tmp_path / "mounted"
+    (root / "webhook" / "sandbox").mkdir(parents=True)
+    (root / "webhook" / "sandbox" / "2026-12").write_text(NEW.export() + "\n")
+    (root / "webhook" / "production").mkdir()
+    (root / "webhook" / "production" / "2026-12").write_text(NEW.export() + "\n")
+    app.extensions["secrets.store"] = FileStore(root)
+    result, _ = cli("keys", "add-webhook-secret", "--reason", "x", "--stored-as",
+                    "webhook/production/2026-12")
+    assert result.exit_code == 1 and "refused" in result.output
+    result, _ = cli("keys", "add-webhook-secret", "--reason", "x", "--stored-as",
+                    "webhook/sandbox/missing")
+    assert result.exit_code == 1 and "has no secret" in result.output
+    result, _ = cli("keys", "add-webhook-secret", "--reason", "mounted by the platform",
+                    "--stored-as", "webhook/sandbox/2026-12")
+    assert result.exit_code == 0, result.output
+    assert _post(client, clock, NEW) == 200 and _post(client, clock, OLD) == 200
+    row = inventory.find(db_session, Kind.WEBHOOK_SECRET, NEW.fingerprint, "sandbox")
+    assert row.store_name == "webhook/sandbox/2026-12"
