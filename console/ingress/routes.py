@@ -79,6 +79,9 @@ def _on_register(state) -> None:
         settings.rate_limit_per_s, settings.rate_limit_burst))
     # Injectable for tests of the timestamp tolerance; one reading serves the whole request.
     app.extensions.setdefault("ingress.clock", time.time)
+    # Built now so that a misconfigured secret store stops the start (ConfigError), not the
+    # first delivery; loading the secrets waits for the first request.
+    secret_set(app)
 
 
 def _settings() -> IngressSettings:

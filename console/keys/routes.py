@@ -23,6 +23,9 @@ BADGES = {Status.OK: "ok", Status.ATTENTION: "warning", Status.PROBLEM: "error"}
 def _on_register(state):
     navigation.register(state.app, "Credentials and keys", "keys.status", Permission.MANAGE_KEYS,
                         92)
+    from console.secrets.factory import app_store
+
+    app_store(state.app)  # a misconfigured store stops the start with its ConfigError
 
 
 def render_status(error: str | None = None) -> str:

@@ -16,7 +16,7 @@ from console.keys import inventory
 from console.keys.inventory import Kind
 from console.keys.models import Credential
 from console.secrets.local import LocalKeystore
-from tests.keys.conftest import ingress, oidc
+from tests.keys.conftest import ingress, oidc, use_store
 
 OLD = WebhookSecret(b"routes-old-secret-0123456789abcdef")
 NEW = WebhookSecret(b"routes-new-secret-0123456789abcdef")
@@ -31,9 +31,7 @@ def settings(settings):
 
 @pytest.fixture
 def store(app, tmp_path):
-    keystore = LocalKeystore(tmp_path / "keystore", b"k" * 32)
-    app.extensions["secrets.store"] = keystore
-    return keystore
+    return use_store(app, LocalKeystore(tmp_path / "keystore", b"k" * 32))
 
 
 def _add(client, value=NEW_VALUE, reason="CHG-1 rotation", **form):

@@ -18,6 +18,7 @@ from console.keys.webhook_secrets import secret_set, store_name
 from console.secrets.local import LocalKeystore
 from tests.conftest import make_settings
 from tests.ingress.helpers import deliver, ingress_settings, message
+from tests.keys.conftest import use_store
 
 OLD = WebhookSecret(b"rotation-old-secret-0123456789abcd")
 NEW = WebhookSecret(b"rotation-new-secret-0123456789abcd")
@@ -30,9 +31,7 @@ def settings(db_factory):
 
 @pytest.fixture
 def store(app, tmp_path):
-    keystore = LocalKeystore(tmp_path / "keystore", b"k" * 32)
-    app.extensions["secrets.store"] = keystore
-    return keystore
+    return use_store(app, LocalKeystore(tmp_path / "keystore", b"k" * 32))
 
 
 @pytest.fixture
@@ -172,10 +171,10 @@ def test_add_refuses_bad_values_and_a_missing_or_read_only_store(app, cli, tmp_p
     assert result.exit_code == 1 and "no secret store is configured" in result.output
     from console.secrets.files import FileStore
 
-    app.extensions["secrets.store"] = FileStore(tmp_path)
+    use_store(app, FileStore(tmp_path))
     result = _add(cli, NEW)
     assert result.exit_code == 1 and "read-only" in result.output
-    app.extensions["secrets.store"] = LocalKeystore(tmp_path / "ks", b"k" * 32)
+    use_store(app, LocalKeystore(tmp_path / "ks", b"k" * 32))
     result, _ = cli("keys", "add-webhook-secret", "--reason", "x", input="not-a-secret\n")
     assert result.exit_code == 1 and "not a webhook secret" in result.output
     assert db_session.scalars(select(Credential)).all() == []
@@ -217,7 +216,7 @@ def test_a_secret_the_platform_mounted_is_named_not_pasted(app, client, clock, c
     (root / "webhook" / "sandbox" / "2026-12").write_text(NEW.export() + "\n")
     (root / "webhook" / "production").mkdir()
     (root / "webhook" / "production" / "2026-12").write_text(NEW.export() + "\n")
-    app.extensions["secrets.store"] = FileStore(root)
+    use_store(app, FileStore(root))
     result, _ = cli("keys", "add-webhook-secret", "--reason", "x", "--stored-as",
                     "webhook/production/2026-12")
     assert result.exit_code == 1 and "refused" in result.output
@@ -230,3 +229,15 @@ def test_a_secret_the_platform_mounted_is_named_not_pasted(app, client, clock, c
     assert _post(client, clock, NEW) == 200 and _post(client, clock, OLD) == 200
     row = inventory.find(db_session, Kind.WEBHOOK_SECRET, NEW.fingerprint, "sandbox")
     assert row.store_name == "webhook/sandbox/2026-12"
+
+
+def test_a_misconfigured_store_stops_the_start_not_a_delivery(settings, test_database,
+                                                              tmp_path):
+    from console import create_app
+    from console.secrets.settings import Backend, SecretsSettings
+    from console.settings import ConfigError
+
+    broken = settings.replace(secrets=SecretsSettings(backend=Backend.FILES,
+                                                      files_dir=str(tmp_path / "not-mounted")))
+    with pytest.raises(ConfigError, match=r"SECRETS_BACKEND=files: .*does not exist"):
+        create_app(broken, database=test_database)
