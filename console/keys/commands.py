@@ -91,13 +91,18 @@ def _fail(message: str) -> None:
 @keys_group.command("list", help="The credential and key inventory of this environment.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_command(as_json: bool):
-    from console.cli import emit
+    from console.audit.actions import AuditAction
+    from console.audit.services import record
+    from console.cli import cli_actor, emit
     from console.keys import inventory
     from console.keys.services import USAGE_WINDOW, secret_usage
 
     with database().transaction() as session:
         usage = secret_usage(session, utcnow() - USAGE_WINDOW)
         rows = [_row(c, usage) for c in inventory.listing(session, _environment())]
+        # Viewing is audited like the page (which records its view with the status report).
+        record(session, actor=cli_actor(), action=AuditAction.KEYS_STATUS_VIEW,
+               details={"view": "inventory", "credentials": len(rows)})
     lines = [f"{r['id']:>4}  {r['status']:<8}  {r['kind']:<18}  {r['fingerprint']:<16}  "
              f"last used {r['last_used_at'] or '—'}"
              + (f"  accepted until {r['retire_after']}" if r["retire_after"] else "")

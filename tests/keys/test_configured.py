@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from console.audit.models import AuditEvent
 from console.keys.inventory import fingerprint
 from console.keys.models import Credential
 from tests.keys.conftest import (
@@ -59,6 +60,9 @@ def test_every_configured_kind_is_recorded_once_by_fingerprint_only(cli, db_sess
     assert again.output.strip() == "nothing new to record"
     _, listed = cli("keys", "list", "--json")
     assert len(listed["credentials"]) == 5
+    view = db_session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "keys.status.view")).all()[-1]
+    assert view.actor_type == "cli" and '"view":"inventory"' in view.details.replace(" ", "")
     assert all(v not in str(listed) for v in (API_TOKEN, API_SECRET, OIDC_SECRET, NEW_SECRET))
 
 
