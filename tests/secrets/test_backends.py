@@ -276,3 +276,45 @@ def test_vault_settings_are_validated():
                                          "VAULT_ADDR": "https://vault:8200",
                                          "VAULT_TOKEN": TOKEN}, production=True)
     assert settings.vault_token == TOKEN and TOKEN not in repr(settings)
+
+
+def test_local_keystore_refuses_damaged_files_and_unreadable_master_keys(tmp_path,
+                                                                         master_key_file,
+                                                                         monkeypatch):
+    with pytest.raises(SecretStoreError, match="cannot read the local keystore master key"):
+        read_master_key(tmp_path / "missing.key")
+    (tmp_path / "text.key").write_text("not base64!")
+    with pytest.raises(SecretStoreError, match="must hold base64"):
+        read_master_key(tmp_path / "text.key")
+    with pytest.raises(SecretStoreError, match="32 bytes"):
+        LocalKeystore(tmp_path / "store", b"short")
+    store = LocalKeystore(tmp_path / "store", read_master_key(master_key_file))
+    (tmp_path / "store" / "garbage.secret").write_text("{not json")
+    with pytest.raises(SecretStoreError, match="cannot be read"):
+        store.get("garbage")
+    store.put("old", VALUE)
+    path = tmp_path / "store" / "old.secret"
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "v": 99}))
+    with pytest.raises(SecretStoreError, match="does not decrypt"):
+        store.get("old")
+    with pytest.raises(TypeError):
+        store.put("text", "not bytes")
+    (tmp_path / "store" / ".tmp-left-over.secret").write_text("{}")
+    assert store.names() == ["garbage", "old"]
+
+    def crash(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="No space"):
+        store.put("new", VALUE)
+    assert not (tmp_path / "store" / "new.secret").exists()
+    assert [p.name for p in (tmp_path / "store").iterdir() if p.name.startswith(".tmp-")] == [
+        ".tmp-left-over.secret"]
+
+
+def test_files_refuse_an_oversized_secret(mounted):
+    (mounted / "huge").write_bytes(b"x" * ((1 << 20) + 1))
+    with pytest.raises(SecretStoreError, match="larger than"):
+        FileStore(mounted).get("huge")
