@@ -23,6 +23,7 @@ from console.auth.settings import AuthSettings
 from console.decisioning.settings import DecisioningSettings
 from console.flows.settings import FlowsSettings
 from console.monitoring.settings import MetricsSettings
+from console.secrets.settings import SecretsSettings
 from console.transactions.settings import LifecycleSettings
 
 if TYPE_CHECKING:
@@ -212,6 +213,8 @@ class Settings:
     flows: FlowsSettings = field(default_factory=FlowsSettings)
     # The bearer token for /metrics (console.monitoring.settings); no token, no endpoint.
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    # Where secrets live and how webhook rotation overlaps (console.secrets.settings).
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
 
     @property
     def is_production(self) -> bool:
@@ -290,6 +293,9 @@ class Settings:
             audit=AuditSettings.from_env(env),
             flows=FlowsSettings.from_env(env),
             metrics=MetricsSettings.from_env(env),
+            secrets=SecretsSettings.from_env(env, production=production,
+                                             instance_path=_read(env, "CONSOLE_INSTANCE_PATH")
+                                             or "instance"),
             ingress=_ingress_settings().IngressSettings.from_env(
                 env, environment=environment, mode=mode, serve=serve),
         )

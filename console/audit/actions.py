@@ -30,6 +30,12 @@ class AuditAction(StrEnum):
 
     # Credentials and keys (console.keys)
     KEYS_STATUS_VIEW = "keys.status.view"
+    # The inventory's lifecycle (console.keys.inventory): one action per transition
+    KEYS_CREDENTIAL_CREATE = "keys.credential.create"
+    KEYS_CREDENTIAL_ACTIVATE = "keys.credential.activate"
+    KEYS_CREDENTIAL_SCHEDULE_RETIRE = "keys.credential.schedule_retire"
+    KEYS_CREDENTIAL_RETIRE = "keys.credential.retire"
+    KEYS_CREDENTIAL_REVOKE = "keys.credential.revoke"
 
     # Flow kill switches
     FLOW_SWITCH_ENABLE = "flows.switch.enable"

@@ -38,6 +38,7 @@ from console.ingress.verify import (
     peer_address,
     resolve_source,
 )
+from console.keys.webhook_secrets import secret_set
 from console.security.permissions import public
 from console.unit_of_work import database
 
@@ -78,6 +79,9 @@ def _on_register(state) -> None:
         settings.rate_limit_per_s, settings.rate_limit_burst))
     # Injectable for tests of the timestamp tolerance; one reading serves the whole request.
     app.extensions.setdefault("ingress.clock", time.time)
+    # Built now so that a misconfigured secret store stops the start (ConfigError), not the
+    # first delivery; loading the secrets waits for the first request.
+    secret_set(app)
 
 
 def _settings() -> IngressSettings:
@@ -117,7 +121,8 @@ def receive():
     webhook_id = request.headers.get(contract.HEADER_WEBHOOK_ID)
     timestamp = request.headers.get(contract.HEADER_WEBHOOK_TIMESTAMP)
     try:
-        verified = verify(settings.secrets, webhook_id, timestamp,
+        accepted = secret_set(current_app).accepted(settings.secrets, now)
+        verified = verify(accepted, webhook_id, timestamp,
                           request.headers.get(contract.HEADER_WEBHOOK_SIGNATURE), body, now,
                           tolerance_seconds=settings.tolerance_s,
                           max_body_bytes=settings.max_body_bytes)

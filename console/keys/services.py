@@ -171,7 +171,13 @@ def secret_usage(session: Session, since: dt.datetime) -> dict[str, tuple[int, d
 
 
 def webhook_secrets_item(session: Session, settings: Settings, at: dt.datetime) -> Item:
-    configured = settings.ingress.secret_fingerprints
+    from console.keys.webhook_secrets import accepted_fingerprints
+
+    # What ingress accepts: configured secrets the inventory has not retired, plus the ones
+    # added through rotation (in the secret store).
+    states = accepted_fingerprints(session, settings.ingress.secret_fingerprints,
+                                   environment=settings.environment.value, at=at)
+    configured = tuple(states)
     usage = secret_usage(session, at - USAGE_WINDOW)
     days = USAGE_WINDOW.days
     item = Item("webhook_secrets", "FINCI webhook secrets",
@@ -187,7 +193,7 @@ def webhook_secrets_item(session: Session, settings: Settings, at: dt.datetime) 
     for fp in configured:
         count, last = usage.get(fp, (0, None))
         idle = count == 0 and bool(in_use)
-        item.rows.append({"fingerprint": fp, "state": "active", "last_verified_at": last,
+        item.rows.append({"fingerprint": fp, "state": states[fp], "last_verified_at": last,
                           "verified_7d": count,
                           "status": (Status.ATTENTION if idle or fp in published
                                      else Status.OK).value})
@@ -222,8 +228,10 @@ def webhook_secrets_item(session: Session, settings: Settings, at: dt.datetime) 
             others = ", ".join(sorted(in_use))
             item.findings.append(Finding(
                 Status.ATTENTION, f"Secret {fp} verified nothing in {days} days while {others} "
-                "did: the rotation has finished.", f"Remove {fp} from FINCI_WEBHOOK_SECRETS and "
-                "restart."))
+                "did: the rotation has finished.",
+                f"Remove {fp} from FINCI_WEBHOOK_SECRETS and restart."
+                if fp in settings.ingress.secret_fingerprints else
+                f"Retire {fp} in the inventory below (or `flask --app wsgi keys retire`)."))
     if configured and not item.findings:
         total = sum(usage.get(fp, (0, None))[0] for fp in configured)
         message = (f"{len(configured)} secret(s) active; {total} message(s) verified in the "

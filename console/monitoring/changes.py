@@ -161,6 +161,7 @@ def _fixed(link: Link | None) -> Callable[[AuditEvent, dict], Link | None]:
 
 
 _USERS = Link("users.index", Permission.MANAGE_USERS)
+_KEYS = Link("keys.status", Permission.MANAGE_KEYS)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,32 @@ CHANGES: dict[AuditAction, Classification] = {
         ChangeKind.CREDENTIAL, _text("Created break-glass account {target}"), _fixed(_USERS)),
     AuditAction.AUTH_BREAK_GLASS_UNLOCK: Classification(
         ChangeKind.CREDENTIAL, _text("Unlocked break-glass account {target}"), _fixed(_USERS)),
+    AuditAction.KEYS_CREDENTIAL_CREATE: Classification(
+        ChangeKind.CREDENTIAL,
+        lambda event, details: _with_reason(
+            _text("Added {kind} {fingerprint} ({environment})")(event, details), details),
+        _fixed(_KEYS)),
+    AuditAction.KEYS_CREDENTIAL_ACTIVATE: Classification(
+        ChangeKind.CREDENTIAL,
+        lambda event, details: _with_reason(
+            _text("Activated {kind} {fingerprint}")(event, details), details),
+        _fixed(_KEYS)),
+    AuditAction.KEYS_CREDENTIAL_SCHEDULE_RETIRE: Classification(
+        ChangeKind.CREDENTIAL,
+        lambda event, details: _with_reason(
+            _text("Started retiring {kind} {fingerprint} (accepted until {retire_after})")(
+                event, details), details),
+        _fixed(_KEYS)),
+    AuditAction.KEYS_CREDENTIAL_RETIRE: Classification(
+        ChangeKind.CREDENTIAL,
+        lambda event, details: _with_reason(
+            _text("Retired {kind} {fingerprint}")(event, details), details),
+        _fixed(_KEYS)),
+    AuditAction.KEYS_CREDENTIAL_REVOKE: Classification(
+        ChangeKind.CREDENTIAL,
+        lambda event, details: _with_reason(
+            _text("Revoked {kind} {fingerprint}")(event, details), details),
+        _fixed(_KEYS)),
     AuditAction.DECISIONING_RULES_UPDATE: Classification(
         ChangeKind.CONFIG,
         lambda event, details: _with_reason(

@@ -62,6 +62,15 @@ def _fold_metrics(session: Session, actor: Actor, now: dt.datetime) -> str:
     return fold_job(session, actor, now)
 
 
+def _retire_overdue_keys(session: Session, actor: Actor, now: dt.datetime) -> str:
+    from console.deployment import recorded_environment
+    from console.keys.inventory import retire_overdue
+
+    environment = recorded_environment(session)
+    retired = retire_overdue(session, environment, now, actor=actor) if environment else 0
+    return f"retired {retired}" if retired else "nothing due"
+
+
 def _lifecycle(name: str) -> Callable[[Session, Actor, dt.datetime], str]:
     """A job of console.transactions.jobs, imported when it first runs."""
     def run(session: Session, actor: Actor, now: dt.datetime) -> str:
@@ -81,6 +90,8 @@ JOBS: tuple[Job, ...] = (
         "Audit anonymous API calls and writes refused since the last run (counted, one row)"),
     Job("ingress.purge_rejections", dt.timedelta(hours=1), _purge_rejections,
         "Purge refused-delivery records older than INGRESS_REJECTION_RETENTION_DAYS"),
+    Job("keys.retire_overdue", dt.timedelta(minutes=5), _retire_overdue_keys,
+        "Mark credentials retired once their rotation overlap has ended"),
     Job("ledger.expire_holds", dt.timedelta(minutes=1), _expire_holds,
         "Release authorization holds past their expiry (no advice or clearing came)"),
     Job("transactions.expire", dt.timedelta(minutes=5), _lifecycle("expire"),

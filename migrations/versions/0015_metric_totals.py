@@ -5,7 +5,7 @@ same). Totals folded, and per five minutes for the Overview's windows, from the 
 events that have no append-only row (posting failures, failed card status updates).
 
 Revision ID: 0015_metric_totals
-Revises: 0011_audit_action_seq
+Revises: 0013_key_inventory
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_metric_totals"
-down_revision = "0011_audit_action_seq"
+down_revision = "0013_key_inventory"
 branch_labels = None
 depends_on = None
 

@@ -108,3 +108,10 @@ def secret_strings(settings) -> list[str]:
 @pytest.fixture
 def now() -> dt.datetime:
     return utcnow()
+
+
+def use_store(app, store):
+    """Give ``app`` this secret store (and a fresh webhook secret set that reads it)."""
+    app.extensions["secrets.store"] = store
+    app.extensions.pop("keys.webhook_secrets", None)
+    return store
