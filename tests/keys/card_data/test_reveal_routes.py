@@ -1,4 +1,4 @@
-"""Card-data reveal end to end: permission, step-up, reason, 30 s, audit, rate limit, kill switch."""
+"""Card-data reveal end to end: permission, step-up, reason, 30 s, audit, rate limit, flow."""
 
 from __future__ import annotations
 
@@ -163,5 +163,5 @@ def test_the_number_is_in_no_table(revealer, card, db_session, engine):
         "SELECT name FROM sqlite_master WHERE type='table'" if engine.dialect.name == "sqlite"
         else "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))]
     for table in tables:
-        for row in db_session.execute(text(f'SELECT * FROM "{table}"')):  # noqa: S608
+        for row in db_session.execute(text(f'SELECT * FROM "{table}"')):
             assert REVEAL_TEST_PAN not in " ".join(str(v) for v in row), table
