@@ -166,7 +166,6 @@ def revoke(session: Session, store: SecretStore, kid: str, *, environment: str, 
     reason = _reason(reason)
     key = get_key(session, kid, environment)
     if key.status == KeyStatus.REVOKED.value:
-        store.delete(key.secret_name)  # finish an earlier revoke whose commit failed
         raise CardDataKeyError(f"key {kid} is revoked already")
     at = at or utcnow()
     before = _state(key)

@@ -112,3 +112,17 @@ def test_no_store_configured_is_a_clear_error(app):
     app.extensions.pop("secret_store", None)
     with pytest.raises(SecretStoreError, match="no secret store"):
         keys.configured_store(app)
+
+
+def test_a_retired_key_cannot_be_retired_again(db_session, store):
+    key = new_key(db_session, store)
+    keys.retire(db_session, key.kid, environment="sandbox", actor=ACTOR, reason="rotated out")
+    with pytest.raises(keys.CardDataKeyError, match="retired already"):
+        keys.retire(db_session, key.kid, environment="sandbox", actor=ACTOR, reason="again now")
+
+
+def test_the_memory_store_takes_bytes_only(store):
+    with pytest.raises(TypeError):
+        store.put("card-data/keys/x", "text")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        store.put("../escape", b"x")

@@ -115,3 +115,9 @@ def test_decryption_logs_nothing_of_the_plaintext(db_session, store, caplog):
 def test_unreadable_payloads_are_refused(payload):
     with pytest.raises(jwe.CardDataRefused):
         jwe.card_number(payload)
+
+
+def test_a_token_without_kid_is_refused(db_session, store):
+    key = new_key(db_session, store)
+    token = _encrypt(key.public_pem, {"alg": "RSA-OAEP-256", "enc": "A256GCM"})
+    assert _refusal(db_session, store, token) == "kid_missing"

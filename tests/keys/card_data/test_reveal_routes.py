@@ -165,3 +165,21 @@ def test_the_number_is_in_no_table(revealer, card, db_session, engine):
     for table in tables:
         for row in db_session.execute(text(f'SELECT * FROM "{table}"')):
             assert REVEAL_TEST_PAN not in " ".join(str(v) for v in row), table
+
+
+def test_newer_card_data_replaces_the_old_and_decrypts(revealer, card, db_session, store):
+    from console.keys import jwe
+    from tests.keys.card_data.conftest import card_payload
+
+    newer = new_key(db_session, store)
+    reveal.store_envelope(db_session, card, jwe.encrypt_for(newer.public_pem, newer.kid,
+                                                            card_payload()))
+    db_session.commit()
+    assert reveal.envelope_for(db_session, card).kid == newer.kid
+    assert _reveal(revealer, card).status_code == 200
+
+
+def test_no_secret_store_is_a_503_without_a_number(app, revealer, card):
+    app.extensions.pop("secret_store")
+    response = _reveal(revealer, card)
+    assert response.status_code == 503 and REVEAL_TEST_PAN not in response.get_data(as_text=True)
