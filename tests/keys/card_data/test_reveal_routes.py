@@ -183,3 +183,10 @@ def test_no_secret_store_is_a_503_without_a_number(app, revealer, card):
     app.extensions.pop("secret_store")
     response = _reveal(revealer, card)
     assert response.status_code == 503 and REVEAL_TEST_PAN not in response.get_data(as_text=True)
+
+
+def test_the_kill_switch_page_counts_the_last_hours_reveals(revealer, card, as_oncall):
+    assert _reveal(revealer, card).status_code == 200
+    assert _reveal(revealer, card, reason="").status_code == 400  # refused: not counted
+    body = as_oncall.get("/flows/").get_data(as_text=True)
+    assert "1 card numbers revealed" in body
