@@ -36,7 +36,8 @@ PARAMETERS = [
 # Signing out or disabling users would end the session the walk runs in; the ingress has its
 # own fuzz test (tests/ingress/test_fuzz.py); static files read no parameters.
 SKIPPED = {"static", "auth.logout", "users.disable", "ingress.receive"}
-PATH_VALUES = {"flow_name": "processing", "token_id": "tok_abc", "decision": "approve"}
+PATH_VALUES = {"flow_name": "processing", "token_id": "tok_abc", "decision": "approve",
+               "kid": "cd-sandbox-abc"}
 
 # Values that broke a parser or the database at least once; hypothesis adds random text.
 HOSTILE = [

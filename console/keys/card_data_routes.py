@@ -67,8 +67,10 @@ def public_key(kid: str):
     return response
 
 
-def _act(action):
+def _act(action, kid: str | None = None):
     try:
+        if kid is not None:
+            keys.get_key(request_session(), kid, _environment())  # unknown: 404, store or not
         key = action()
     except keys.UnknownKey:
         abort(404)
@@ -90,7 +92,7 @@ def generate():
 @fresh_login_required
 def activate(kid: str):
     return _act(lambda: keys.activate(request_session(), kid, environment=_environment(),
-                                      actor=current_actor()))
+                                      actor=current_actor()), kid)
 
 
 @bp.post("/<kid>/retire")
@@ -99,7 +101,7 @@ def activate(kid: str):
 def retire(kid: str):
     return _act(lambda: keys.retire(request_session(), kid, environment=_environment(),
                                     actor=current_actor(),
-                                    reason=request.form.get("reason", "")))
+                                    reason=request.form.get("reason", "")), kid)
 
 
 @bp.post("/<kid>/revoke")
@@ -108,4 +110,4 @@ def retire(kid: str):
 def revoke(kid: str):
     return _act(lambda: keys.revoke(request_session(), keys.configured_store(current_app), kid,
                                     environment=_environment(), actor=current_actor(),
-                                    reason=request.form.get("reason", "")))
+                                    reason=request.form.get("reason", "")), kid)
