@@ -87,8 +87,10 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from console.audit.routes import bp as audit_bp
         from console.auth.admin_routes import bp as users_bp
         from console.auth.routes import bp as auth_bp
+        from console.cards.reveal_routes import bp as card_reveal_bp
         from console.flows.routes import bp as flows_bp
         from console.home.routes import bp as home_bp
+        from console.keys.card_data_routes import bp as card_data_keys_bp
         from console.keys.routes import bp as keys_bp
         from console.monitoring.routes import bp as changes_bp
         from console.pipeline.routes import bp as pipeline_bp
@@ -100,6 +102,8 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(flows_bp)
         app.register_blueprint(pipeline_bp)
         app.register_blueprint(keys_bp)
+        app.register_blueprint(card_data_keys_bp)
+        app.register_blueprint(card_reveal_bp)
         app.register_blueprint(changes_bp)
     # Decisioning: the ingress's decider, the worker's authorization handler, console pages.
     from console.decisioning.port import init_app as init_decisioning

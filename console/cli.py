@@ -156,8 +156,10 @@ def register_commands(app: Flask) -> None:
     from console.cards.commands import cards_group
 
     app.cli.add_command(cards_group)
+    from console.keys.card_data_commands import card_data_group
     from console.keys.commands import keys_group
 
+    keys_group.add_command(card_data_group)
     app.cli.add_command(keys_group)
 
 

@@ -275,14 +275,26 @@ def settings(db_factory) -> Settings:
     return make_settings(db_factory.shared_url)
 
 
+# The one full card number a response may carry: the test card number the reveal tests encrypt,
+# and only in a successful answer of the reveal endpoint (console.cards.reveal_routes). Any other
+# number there, or this one anywhere else, is still a hit.
+REVEAL_TEST_PAN = "4000056655665556"
+REVEAL_ENDPOINT = "card_reveal.reveal_card"
+
+
 def _scan_responses(app):
+    from flask import request
+
     @app.after_request
     def _scan(response):
         if not response.direct_passthrough and response.mimetype and (
                 response.mimetype.startswith("text/") or response.mimetype.endswith("json")):
             # The route in the report: a hit is then found in one test run, not by bisecting.
             where = f"response:{response.status_code} {request.method} {redact_text(request.path)}"
-            PAN_SCANNER.scan(response.get_data(as_text=True), where)
+            text_ = response.get_data(as_text=True)
+            if request.endpoint == REVEAL_ENDPOINT and response.status_code == 200:
+                text_ = text_.replace(REVEAL_TEST_PAN, "")
+            PAN_SCANNER.scan(text_, where)
         return response
 
 

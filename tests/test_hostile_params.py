@@ -37,7 +37,8 @@ PARAMETERS = [
 # own fuzz test (tests/ingress/test_fuzz.py); static files read no parameters.
 SKIPPED = {"static", "auth.logout", "users.disable", "ingress.receive"}
 PATH_VALUES = {"flow_name": "processing", "token_id": "tok_abc", "decision": "approve",
-               "action": "revoke"}
+               "action": "revoke",
+               "kid": "cd-sandbox-abc"}
 
 # Values that broke a parser or the database at least once; hypothesis adds random text.
 HOSTILE = [

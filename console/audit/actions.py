@@ -36,6 +36,12 @@ class AuditAction(StrEnum):
     KEYS_CREDENTIAL_SCHEDULE_RETIRE = "keys.credential.schedule_retire"
     KEYS_CREDENTIAL_RETIRE = "keys.credential.retire"
     KEYS_CREDENTIAL_REVOKE = "keys.credential.revoke"
+    # Card-data key pairs (console.keys.card_data_keys) and reveals (console.keys.reveal)
+    KEYS_CARD_DATA_GENERATE = "keys.card_data.generate"
+    KEYS_CARD_DATA_ACTIVATE = "keys.card_data.activate"
+    KEYS_CARD_DATA_RETIRE = "keys.card_data.retire"
+    KEYS_CARD_DATA_REVOKE = "keys.card_data.revoke"
+    CARDS_CARD_DATA_REVEAL = "cards.card_data.reveal"
 
     # Flow kill switches
     FLOW_SWITCH_ENABLE = "flows.switch.enable"

@@ -100,11 +100,15 @@ class RefreshReport:
     failed_owners: list[str] = field(default_factory=list)
     # Cards for which FINCI sent more than the masked number (masked here; a security alert).
     exposed: int = 0
+    # Encrypted card data (B.5) kept, and refused (not our algorithms or no kid).
+    card_data: int = 0
+    card_data_refused: int = 0
 
     def as_dict(self) -> dict:
         return {"owners": self.owners, "seen": self.seen, "created": self.created,
                 "updated": self.updated, "failed_owners": self.failed_owners,
-                "exposed": self.exposed}
+                "exposed": self.exposed, "card_data": self.card_data,
+                "card_data_refused": self.card_data_refused}
 
     @property
     def summary(self) -> str:
@@ -146,7 +150,7 @@ def refresh_cards(scope: SessionScope, client: card_api.CardApiClient,
             for item in cards.items:
                 report.seen += 1
                 report.exposed += item.card_number_exposed
-                created = _upsert(session, kind, owner, item, settings, now)
+                created = _upsert(session, kind, owner, item, settings, now, report)
                 report.created += created
                 report.updated += not created
         record(session, actor=actor, action=AuditAction.CARDS_BOOK_REFRESH,
@@ -159,8 +163,22 @@ def refresh_cards(scope: SessionScope, client: card_api.CardApiClient,
     return report
 
 
+def _keep_card_data(session: Session, card: Card, token: str, now: dt.datetime,
+                    report: RefreshReport) -> None:
+    """The JWE as FINCI sent it (header checked, nothing decrypted here)."""
+    from console.keys import jwe, reveal
+
+    try:
+        reveal.store_envelope(session, card, token, at=now)
+    except jwe.CardDataRefused as refused:
+        report.card_data_refused += 1
+        log.warning("get-cards sent card data we cannot accept (%s)", refused.reason)
+    else:
+        report.card_data += 1
+
+
 def _upsert(session: Session, kind: str, owner: str, item: card_api.Card,
-            settings: LifecycleSettings, now: dt.datetime) -> bool:
+            settings: LifecycleSettings, now: dt.datetime, report: RefreshReport) -> bool:
     card = lock_card(session, item.token_id)
     created = card is None
     if card is None:
@@ -181,6 +199,8 @@ def _upsert(session: Session, kind: str, owner: str, item: card_api.Card,
         card.corporate_id = card.corporate_id or owner
     card.refreshed_at = now
     session.flush()
+    if item.encrypted_card_data is not None:
+        _keep_card_data(session, card, item.encrypted_card_data, now, report)
     if created:
         session.add(CardStatusChange(
             card_id=card.id, token_id=card.token_id, from_status=None, to_status=card.status,

@@ -26,7 +26,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
@@ -100,6 +100,9 @@ class Card:
     expiration_date: str
     product_id: str
     card_number_exposed: bool = False
+    # The card data as FINCI encrypted it to our key (B.5), if it sent any: ciphertext only,
+    # read through console.keys.jwe. Never in a repr: it is an opaque, long token.
+    encrypted_card_data: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +427,10 @@ def _card(item: object, index: int) -> Card:
     product_id = item.get("product_id")
     if isinstance(product_id, bool) or not isinstance(product_id, str | int):
         raise bad("product_id")
+    encrypted = item.get(contract.CARD_DATA_ITEM_FIELD)
+    if encrypted is not None and (not isinstance(encrypted, str) or not encrypted.isascii()
+                                  or not 0 < len(encrypted) <= contract.CARD_DATA_JWE_MAX_LENGTH):
+        raise bad(contract.CARD_DATA_ITEM_FIELD)
     return Card(
         token_id=token_id,
         embossing_name=embossing_name,
@@ -431,4 +438,5 @@ def _card(item: object, index: int) -> Card:
         expiration_date=expiration_date,
         product_id=str(product_id),
         card_number_exposed=exposed,
+        encrypted_card_data=encrypted,
     )

@@ -172,3 +172,22 @@ CARD_API_STATUS_ERROR: Final = "error"
 MASKED_CARD_NUMBER_PATTERN: Final = r"[0-9]{4}-[0-9]{2}\*\*-\*\*\*\*-[0-9]{4}"
 EXPIRATION_DATE_PATTERN: Final = r"[0-9]{4}-(0[1-9]|1[0-2])"
 TOKEN_ID_MAX_LENGTH: Final = 64
+
+# --- Card data (B.5) --------------------------------------------------------------------------
+
+# Where FINCI returns card data it is a JWE compact token: RSA-OAEP-256 key wrapping with one of
+# our RSA keys (3072 bits or more) and A256GCM content encryption; the protected header's
+# ``kid`` names our key. We hand FINCI the public key as SPKI PEM. Nothing else is accepted.
+CARD_DATA_JWE_ALG: Final = "RSA-OAEP-256"
+CARD_DATA_JWE_ENC: Final = "A256GCM"
+CARD_DATA_KEY_MIN_BITS: Final = 3072
+# Assumption (the portal names no fields): the decrypted payload is a JSON object whose
+# ``card_number`` holds the full number (digits, 13..19) and ``expiration_date`` ``YYYY-MM``.
+CARD_DATA_NUMBER_FIELD: Final = "card_number"
+CARD_DATA_EXPIRY_FIELD: Final = "expiration_date"
+# Assumption: FINCI's get-cards item may carry the token in this field (absent: no card data).
+CARD_DATA_ITEM_FIELD: Final = "encrypted_card_data"
+# Far above a JWE of a card number under a 4096-bit key; refused before any parsing.
+CARD_DATA_JWE_MAX_LENGTH: Final = 8192
+# How many of our keys may decrypt at once: the current one and the one being rotated out.
+CARD_DATA_MAX_ACTIVE_KEYS: Final = 2

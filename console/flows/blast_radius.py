@@ -2,7 +2,8 @@
 its form so nobody turns a flow off without seeing what goes through it.
 
 Each figure is one aggregate over a time-indexed column (decision_record.received_at,
-webhook_message.received_at, transaction_posting.created_at, card_action.requested_at).
+webhook_message.received_at, transaction_posting.created_at, card_action.requested_at,
+audit_event.occurred_at for reveals).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from console.audit.actions import AuditAction, Outcome
+from console.audit.models import AuditEvent
 from console.cards.models import CardAction
 from console.db import utcnow
 from console.decisioning.models import DecisionRecord, Origin
@@ -63,6 +66,10 @@ def last_hour(session: Session, now: dt.datetime | None = None) -> dict[Flow, Im
     actions = session.scalar(select(func.count()).select_from(CardAction)
                              .where(CardAction.requested_at >= since)) or 0
     impacts[Flow.CARD_ACTIONS] = Impact(Flow.CARD_ACTIONS, int(actions), "card actions requested")
-    # Card-data reveal is not built yet (issue 14): nothing to count.
-    impacts[Flow.REVEAL] = Impact(Flow.REVEAL, 0, "reveals", note="no reveals yet")
+    # Successful reveals, read from the audit log (console.keys.reveal keeps no other record).
+    reveals = session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == AuditAction.CARDS_CARD_DATA_REVEAL.value,
+        AuditEvent.outcome == Outcome.SUCCESS.value, AuditEvent.occurred_at >= since)) or 0
+    impacts[Flow.REVEAL] = Impact(Flow.REVEAL, int(reveals), "card numbers revealed",
+                                  note="no reveals in the last hour")
     return impacts

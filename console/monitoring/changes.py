@@ -162,6 +162,7 @@ def _fixed(link: Link | None) -> Callable[[AuditEvent, dict], Link | None]:
 
 _USERS = Link("users.index", Permission.MANAGE_USERS)
 _KEYS = Link("keys.status", Permission.MANAGE_KEYS)
+_CARD_KEYS = Link("card_data_keys.index", Permission.MANAGE_KEYS)
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,14 @@ CHANGES: dict[AuditAction, Classification] = {
         ChangeKind.ACCESS, _text("Enabled user {target}"), _fixed(_USERS)),
     AuditAction.AUTH_ROLES_CHANGE: Classification(
         ChangeKind.ACCESS, _text("Changed the roles of {target}"), _fixed(_USERS)),
+    AuditAction.KEYS_CARD_DATA_GENERATE: Classification(
+        ChangeKind.CREDENTIAL, _text("Generated card-data key {target}"), _fixed(_CARD_KEYS)),
+    AuditAction.KEYS_CARD_DATA_ACTIVATE: Classification(
+        ChangeKind.CREDENTIAL, _text("Activated card-data key {target}"), _fixed(_CARD_KEYS)),
+    AuditAction.KEYS_CARD_DATA_RETIRE: Classification(
+        ChangeKind.CREDENTIAL, _text("Retired card-data key {target}"), _fixed(_CARD_KEYS)),
+    AuditAction.KEYS_CARD_DATA_REVOKE: Classification(
+        ChangeKind.CREDENTIAL, _text("Revoked card-data key {target}"), _fixed(_CARD_KEYS)),
     AuditAction.PIPELINE_REPLAY_START: Classification(
         ChangeKind.REPLAY, _replay_started, _replay_link),
     AuditAction.PIPELINE_REPLAY_CANCEL: Classification(
@@ -261,6 +270,7 @@ NOT_CHANGES: frozenset[AuditAction] = frozenset({
     AuditAction.TRANSACTIONS_AUTHORIZATIONS_EXPIRE, AuditAction.TRANSACTIONS_ORPHANS_POST,
     AuditAction.CARDS_STATUS_REQUEST, AuditAction.CARDS_STATUS_SEND,
     AuditAction.CARDS_STATUS_RETRY, AuditAction.CARDS_BOOK_REFRESH, AuditAction.CARDS_ACCOUNT_LINK,
+    AuditAction.CARDS_CARD_DATA_REVEAL,
 })
 
 

@@ -36,7 +36,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from console.finci import card_api, contract
 from console.finci.card_status import TransitionRefused
 from console.finci.contract import TokenStage, TokenStatus
-from console.simulator.cards import CardBook, UnknownCard, seeded_random
+from console.simulator.cards import CardBook, SimCard, UnknownCard, seeded_random
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,10 @@ def create_app(
     seed: int = 0,
     clock: Callable[[], float] = time.time,
     halt: threading.Event | None = None,
+    card_data: Callable[[SimCard], str] | None = None,
 ) -> Flask:
-    """The Card API as a Flask app. ``halt`` cuts injected stalls short (server shutdown)."""
+    """The Card API as a Flask app. ``halt`` cuts injected stalls short (server shutdown).
+    ``card_data``: get-cards items carry its JWE of each card (console.simulator.card_data)."""
     if not token:
         raise ValueError("token must not be empty")
     secret_bytes = secret.encode() if isinstance(secret, str) else secret
@@ -187,7 +189,11 @@ def create_app(
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise _Refused(400, f"invalid_{name}")
         cards = book.by_owner(**{name: str(value)})
-        return _envelope(200, [], items=[c.api_item() for c in cards], total=len(cards))
+        items = [c.api_item() for c in cards]
+        if card_data is not None:
+            for item, card in zip(items, cards, strict=True):
+                item[contract.CARD_DATA_ITEM_FIELD] = card_data(card)
+        return _envelope(200, [], items=items, total=len(cards))
 
     @app.patch(contract.CARD_API_PATH_UPDATE_STATUS.replace("{token_id}", "<path:token_id>"))
     def update_card_status(token_id: str) -> Response:
@@ -243,11 +249,13 @@ class CardApiServer:
         seed: int = 0,
         tolerance_s: int = DEFAULT_TOLERANCE_S,
         clock: Callable[[], float] = time.time,
+        card_data: Callable[[SimCard], str] | None = None,
     ) -> None:
         self.book = book
         self._halt = threading.Event()
         self.app = create_app(book, token, secret, faults=faults, seed=seed,
-                              tolerance_s=tolerance_s, clock=clock, halt=self._halt)
+                              tolerance_s=tolerance_s, clock=clock, halt=self._halt,
+                              card_data=card_data)
         self._server: BaseWSGIServer = make_server(
             HOST, port, self.app, threaded=True, request_handler=_QuietHandler
         )

@@ -5,7 +5,7 @@ same). Totals folded, and per five minutes for the Overview's windows, from the 
 events that have no append-only row (posting failures, failed card status updates).
 
 Revision ID: 0015_metric_totals
-Revises: 0013_key_inventory
+Revises: 0014_card_data_keys
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_metric_totals"
-down_revision = "0013_key_inventory"
+down_revision = "0014_card_data_keys"
 branch_labels = None
 depends_on = None
 

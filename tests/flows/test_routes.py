@@ -278,7 +278,7 @@ def test_the_last_hours_volume_is_shown_next_to_each_switch(as_oncall, db_sessio
     body = as_oncall.get("/flows/").get_data(as_text=True)
     assert "2 authorization requests: 10.00 EUR, 5.00 GBP" in body
     assert "3 messages received" in body and "2 presentments and refunds: 15.00 EUR" in body
-    assert "1 card actions requested" in body and "no reveals yet" in body
+    assert "1 card actions requested" in body and "no reveals in the last hour" in body
 
 
 def test_the_polled_panel_is_the_state_table_only(as_oncall, db_session):
