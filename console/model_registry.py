@@ -11,8 +11,8 @@ from console.db import Base
 from console.decisioning import models as decisioning_models  # noqa: F401
 from console.flows import models as flow_models  # noqa: F401
 from console.ingress import models as ingress_models  # noqa: F401
-from console.keys import models as key_models  # noqa: F401
 from console.keys import card_data_models  # noqa: F401
+from console.keys import models as key_models  # noqa: F401
 from console.ledger import models as ledger_models  # noqa: F401
 from console.monitoring import models as monitoring_models  # noqa: F401
 from console.pipeline import models as pipeline_models  # noqa: F401
