@@ -197,11 +197,12 @@ def as_dict(key: CardDataKey) -> dict:
 
 
 def configured_store(app) -> SecretStore:
-    """The app's secret store (``app.extensions["secret_store"]``, set by the secret-store
-    wiring); card-data keys cannot be used without one."""
+    """The app's secret store (``SECRETS_BACKEND``, console.secrets.factory); card-data keys
+    cannot be used without one."""
+    from console.secrets.factory import app_store
     from console.secrets.store import SecretStoreError
 
-    store = app.extensions.get("secret_store")
+    store = app_store(app)
     if store is None:
         raise SecretStoreError("no secret store is configured: card-data keys are unavailable")
     return store

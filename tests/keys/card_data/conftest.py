@@ -49,7 +49,7 @@ def store() -> MemorySecretStore:
 
 @pytest.fixture
 def app(app, store):
-    app.extensions["secret_store"] = store
+    app.extensions["secrets.store"] = store
     return app
 
 

@@ -109,7 +109,7 @@ def test_the_memory_store_is_refused_in_production():
 
 
 def test_no_store_configured_is_a_clear_error(app):
-    app.extensions.pop("secret_store", None)
+    app.extensions.pop("secrets.store", None)
     with pytest.raises(SecretStoreError, match="no secret store"):
         keys.configured_store(app)
 

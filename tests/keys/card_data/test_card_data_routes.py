@@ -74,12 +74,12 @@ def test_unknown_keys_are_404_and_no_store_is_503(as_admin, app):
     assert as_admin.get("/keys/card-data/cd-sandbox-nope/public.pem").status_code == 404
     assert _post(as_admin, "/keys/card-data/cd-sandbox-nope/retire",
                  reason="no such key").status_code == 404
-    app.extensions.pop("secret_store")
+    app.extensions.pop("secrets.store")
     response = _post(as_admin, "/keys/card-data/generate")
     assert response.status_code == 503 and "no secret store" in response.get_data(as_text=True)
 
 
 def test_an_unknown_key_is_404_even_without_a_store(as_admin, app):
-    app.extensions.pop("secret_store")
+    app.extensions.pop("secrets.store")
     assert _post(as_admin, "/keys/card-data/cd-sandbox-nope/revoke",
                  reason="no such key").status_code == 404

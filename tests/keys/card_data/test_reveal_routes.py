@@ -180,7 +180,7 @@ def test_newer_card_data_replaces_the_old_and_decrypts(revealer, card, db_sessio
 
 
 def test_no_secret_store_is_a_503_without_a_number(app, revealer, card):
-    app.extensions.pop("secret_store")
+    app.extensions.pop("secrets.store")
     response = _reveal(revealer, card)
     assert response.status_code == 503 and REVEAL_TEST_PAN not in response.get_data(as_text=True)
 
