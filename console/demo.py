@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -85,6 +86,23 @@ class Demo:
                 handle.write(make())
         return path
 
+    def _master_key(self) -> Path:
+        """The local keystore's master key: never inside the repository (the keystore refuses
+        that, so it cannot end up in a commit), so for a state folder inside the checkout it
+        lives in the user's state directory, one per checkout."""
+        from console.secrets.local import generate_master_key
+
+        if self.state.resolve().is_relative_to(ROOT):
+            base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+            digest = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+            path = base / "finci-console" / f"demo-master-{digest}.key"
+        else:
+            path = self.state / "master.key"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            generate_master_key(path)
+        return path
+
     def prepare(self) -> dict[str, str]:
         self.state.mkdir(parents=True, exist_ok=True)
         (self.state / "logs").mkdir(exist_ok=True)
@@ -97,6 +115,7 @@ class Demo:
         api_token = self._secret("finci_api_token", lambda: secrets.token_urlsafe(24))
         api_secret = self._secret("finci_api_secret", lambda: secrets.token_urlsafe(32))
         audit_key = self._secret("audit_export_signing_key", _ed25519_pem)
+        master_key = self._master_key()
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("CONSOLE_", "OIDC_", "FINCI_", "DATABASE_", "SECRET_KEY",
                                     "AUDIT_EXPORT_"))}
@@ -119,6 +138,10 @@ class Demo:
             "FINCI_API_TOKEN_FILE": str(api_token),
             "FINCI_API_SECRET_FILE": str(api_secret),
             "AUDIT_EXPORT_SIGNING_KEY_FILE": str(audit_key),
+            # The embedded secret store (card-data private keys, rotated webhook secrets).
+            "SECRETS_BACKEND": "local",
+            "SECRETS_LOCAL_DIR": str(self.state / "secrets"),
+            "SECRETS_LOCAL_MASTER_KEY_FILE": str(master_key),
         }
         env.update(self.console_env, PYTHONPATH=str(ROOT),
                    DEMO_CONSOLE_URL=f"https://localhost:{self.port}")
