@@ -87,6 +87,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from console.audit.routes import bp as audit_bp
         from console.auth.admin_routes import bp as users_bp
         from console.auth.routes import bp as auth_bp
+        from console.checks.routes import bp as checks_bp
         from console.flows.routes import bp as flows_bp
         from console.home.routes import bp as home_bp
         from console.keys.routes import bp as keys_bp
@@ -101,6 +102,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(pipeline_bp)
         app.register_blueprint(keys_bp)
         app.register_blueprint(changes_bp)
+        app.register_blueprint(checks_bp)
     # Decisioning: the ingress's decider, the worker's authorization handler, console pages.
     from console.decisioning.port import init_app as init_decisioning
 

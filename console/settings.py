@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from console.audit.settings import AuditSettings
 from console.auth.settings import AuthSettings
+from console.checks.settings import ChecksSettings
 from console.decisioning.settings import DecisioningSettings
 from console.flows.settings import FlowsSettings
 from console.monitoring.settings import MetricsSettings
@@ -212,6 +213,8 @@ class Settings:
     flows: FlowsSettings = field(default_factory=FlowsSettings)
     # The bearer token for /metrics (console.monitoring.settings); no token, no endpoint.
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    # Health-check thresholds and alert notifiers (console.checks.settings); none by default.
+    checks: ChecksSettings = field(default_factory=ChecksSettings)
 
     @property
     def is_production(self) -> bool:
@@ -290,6 +293,7 @@ class Settings:
             audit=AuditSettings.from_env(env),
             flows=FlowsSettings.from_env(env),
             metrics=MetricsSettings.from_env(env),
+            checks=ChecksSettings.from_env(env, relaxed=mode is not Mode.LIVE),
             ingress=_ingress_settings().IngressSettings.from_env(
                 env, environment=environment, mode=mode, serve=serve),
         )

@@ -210,6 +210,11 @@ CHANGES: dict[AuditAction, Classification] = {
         ChangeKind.ACCESS, _text("Enabled user {target}"), _fixed(_USERS)),
     AuditAction.AUTH_ROLES_CHANGE: Classification(
         ChangeKind.ACCESS, _text("Changed the roles of {target}"), _fixed(_USERS)),
+    # Silences a check's alerts for a while: exactly what to find when an alert never came.
+    AuditAction.HEALTH_CHECK_SNOOZE: Classification(
+        ChangeKind.CONFIG,
+        lambda event, details: _with_reason(f"Snoozed health check {event.target_id}", details),
+        _fixed(Link("checks.index", Permission.VIEW_PANELS))),
     AuditAction.PIPELINE_REPLAY_START: Classification(
         ChangeKind.REPLAY, _replay_started, _replay_link),
     AuditAction.PIPELINE_REPLAY_CANCEL: Classification(
@@ -234,6 +239,7 @@ NOT_CHANGES: frozenset[AuditAction] = frozenset({
     AuditAction.TRANSACTIONS_AUTHORIZATIONS_EXPIRE, AuditAction.TRANSACTIONS_ORPHANS_POST,
     AuditAction.CARDS_STATUS_REQUEST, AuditAction.CARDS_STATUS_SEND,
     AuditAction.CARDS_STATUS_RETRY, AuditAction.CARDS_BOOK_REFRESH, AuditAction.CARDS_ACCOUNT_LINK,
+    AuditAction.HEALTH_CHECK_RUN,
 })
 
 

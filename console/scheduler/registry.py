@@ -56,6 +56,12 @@ def _purge_rejections(session: Session, actor: Actor, now: dt.datetime) -> str:
     return purge_job(session, actor, now)
 
 
+def _health_checks(session: Session, _actor: Actor, now: dt.datetime) -> str:
+    from console.checks.jobs import run_due
+
+    return run_due(session, now)
+
+
 def _lifecycle(name: str) -> Callable[[Session, Actor, dt.datetime], str]:
     """A job of console.transactions.jobs, imported when it first runs."""
     def run(session: Session, actor: Actor, now: dt.datetime) -> str:
@@ -89,4 +95,6 @@ JOBS: tuple[Job, ...] = (
         "Sign the newest audit row's chain hash (off without AUDIT_EXPORT_SIGNING_KEY)"),
     Job("cards.refresh", dt.timedelta(hours=1), _lifecycle("refresh_cards"),
         "Refresh the local card view from FINCI's get-cards"),
+    Job("checks.run", dt.timedelta(seconds=30), _health_checks,
+        "Run the health checks that are due; alert on state changes (console.checks)"),
 )
