@@ -63,12 +63,13 @@ def card_api(ctx: Context) -> Finding:
         with make(lifecycle) as client:
             client.get_cards(**{f"{kind}_id": owner})
     except CardApiError as exc:
-        if exc.kind is ErrorKind.REJECTED:
-            # FINCI read our signed request and answered in its envelope: reachable, accepted.
-            return Finding(True, "reachable; credentials accepted (FINCI answered the probe)")
-        if exc.kind is ErrorKind.HTTP and exc.status in (401, 403):
+        if exc.status in (401, 403):
             return Finding(False, f"reachable but the credentials were refused (HTTP "
                            f"{exc.status})")
+        if exc.kind is ErrorKind.REJECTED:
+            # FINCI read our signed request and answered in its envelope (an unknown probe
+            # owner, say): reachable, and the credentials were accepted.
+            return Finding(True, "reachable; credentials accepted (FINCI answered the probe)")
         return Finding(False, f"unreachable or failing: {exc.kind.value} error"
                        + (f" (HTTP {exc.status})" if exc.status else ""))
     return Finding(True, "reachable; credentials accepted")
@@ -79,7 +80,8 @@ def webhook_silence(ctx: Context) -> Finding:
 
     minutes = ctx.settings.checks.silence.minutes_at(ctx.now.hour)
     since = ctx.now - dt.timedelta(minutes=minutes)
-    recent = _count(ctx.session, StoredMessage, StoredMessage.received_at >= since)
+    recent = _count(ctx.session, StoredMessage, StoredMessage.received_at >= since,
+                    StoredMessage.received_at <= ctx.now)
     if recent == 0:
         return Finding(False, f"no webhook deliveries in the last {minutes} min")
     return Finding(True, f"{recent} deliveries in the last {minutes} min")
