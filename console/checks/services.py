@@ -158,6 +158,8 @@ def snooze(session: Session, actor: Actor, check_id: str, *, reason: str,
     reason = (reason or "").strip()
     if not reason:
         raise CheckRefused("a snooze needs a reason")
+    if not reason.isprintable():
+        raise CheckRefused("the reason must be one line of printable text")
     if len(reason) > MAX_REASON:
         raise CheckRefused(f"the reason is too long (at most {MAX_REASON} characters)")
     if until <= now:

@@ -59,7 +59,7 @@ def test_oncall_snoozes_a_check_with_a_reason_and_it_is_audited(as_oncall, db_se
 
 @pytest.mark.parametrize(("form", "status"), [
     ({"reason": ""}, 422), ({"minutes": ""}, 422), ({"minutes": "100000"}, 422),
-    ({"check_id": "nope"}, 422), ({"reason": "x" * 501}, 422),
+    ({"check_id": "nope"}, 422), ({"reason": "x" * 501}, 422), ({"reason": "two\nlines"}, 422),
 ])
 def test_a_snooze_without_reason_or_expiry_is_refused_and_writes_nothing(as_oncall, db_session,
                                                                          form, status):
