@@ -88,6 +88,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from console.auth.admin_routes import bp as users_bp
         from console.auth.routes import bp as auth_bp
         from console.cards.reveal_routes import bp as card_reveal_bp
+        from console.checks.routes import bp as checks_bp
         from console.flows.routes import bp as flows_bp
         from console.home.routes import bp as home_bp
         from console.keys.card_data_routes import bp as card_data_keys_bp
@@ -105,6 +106,7 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         app.register_blueprint(card_data_keys_bp)
         app.register_blueprint(card_reveal_bp)
         app.register_blueprint(changes_bp)
+        app.register_blueprint(checks_bp)
     # Decisioning: the ingress's decider, the worker's authorization handler, console pages.
     from console.decisioning.port import init_app as init_decisioning
 

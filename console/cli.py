@@ -156,6 +156,9 @@ def register_commands(app: Flask) -> None:
     from console.cards.commands import cards_group
 
     app.cli.add_command(cards_group)
+    from console.checks.commands import checks_group
+
+    app.cli.add_command(checks_group)
     from console.keys.card_data_commands import card_data_group
     from console.keys.commands import keys_group
 

@@ -7,6 +7,7 @@ from console import deployment  # noqa: F401
 from console.audit import models as audit_models  # noqa: F401
 from console.auth import models as auth_models  # noqa: F401
 from console.cards import models as card_models  # noqa: F401
+from console.checks import models as check_models  # noqa: F401
 from console.db import Base
 from console.decisioning import models as decisioning_models  # noqa: F401
 from console.flows import models as flow_models  # noqa: F401

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from console.audit.settings import AuditSettings
 from console.auth.settings import AuthSettings
+from console.checks.settings import ChecksSettings
 from console.decisioning.settings import DecisioningSettings
 from console.flows.settings import FlowsSettings
 from console.monitoring.settings import MetricsSettings
@@ -215,6 +216,8 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     # Where secrets live and how webhook rotation overlaps (console.secrets.settings).
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    # Health-check thresholds and alert notifiers (console.checks.settings); none by default.
+    checks: ChecksSettings = field(default_factory=ChecksSettings)
 
     @property
     def is_production(self) -> bool:
@@ -296,6 +299,7 @@ class Settings:
             secrets=SecretsSettings.from_env(env, production=production,
                                              instance_path=_read(env, "CONSOLE_INSTANCE_PATH")
                                              or "instance"),
+            checks=ChecksSettings.from_env(env, relaxed=mode is not Mode.LIVE),
             ingress=_ingress_settings().IngressSettings.from_env(
                 env, environment=environment, mode=mode, serve=serve),
         )

@@ -31,14 +31,15 @@ PARAMETERS = [
     "defaults", "token", "authorization", "window", "version", "limits", "velocity_max",
     "velocity_window_s", "timezone", "blocked_mccs", "blocked_countries", "balance_enabled",
     "enabled", "revert_minutes", "accept", "next", "step_up", "username", "password", "code",
-    "state", "error", "iss", "expired",
+    "state", "error", "iss", "expired", "check_id", "minutes",
 ]
 # Signing out or disabling users would end the session the walk runs in; the ingress has its
 # own fuzz test (tests/ingress/test_fuzz.py); static files read no parameters.
 SKIPPED = {"static", "auth.logout", "users.disable", "ingress.receive"}
 PATH_VALUES = {"flow_name": "processing", "token_id": "tok_abc", "decision": "approve",
                "action": "revoke",
-               "kid": "cd-sandbox-abc"}
+               "kid": "cd-sandbox-abc",
+               "check_id": "dead_letters"}
 
 # Values that broke a parser or the database at least once; hypothesis adds random text.
 HOSTILE = [

@@ -76,6 +76,10 @@ class AuditAction(StrEnum):
     CARDS_BOOK_REFRESH = "cards.book.refresh"
     CARDS_ACCOUNT_LINK = "cards.account.link"
 
+    # Scheduled health checks (console.checks): snoozing alerts, running a check by hand
+    HEALTH_CHECK_SNOOZE = "health.check.snooze"
+    HEALTH_CHECK_RUN = "health.check.run"
+
 
 class Outcome(StrEnum):
     SUCCESS = "success"

@@ -246,6 +246,11 @@ CHANGES: dict[AuditAction, Classification] = {
         ChangeKind.CREDENTIAL, _text("Retired card-data key {target}"), _fixed(_CARD_KEYS)),
     AuditAction.KEYS_CARD_DATA_REVOKE: Classification(
         ChangeKind.CREDENTIAL, _text("Revoked card-data key {target}"), _fixed(_CARD_KEYS)),
+    # Silences a check's alerts for a while: exactly what to find when an alert never came.
+    AuditAction.HEALTH_CHECK_SNOOZE: Classification(
+        ChangeKind.CONFIG,
+        lambda event, details: _with_reason(f"Snoozed health check {event.target_id}", details),
+        _fixed(Link("checks.index", Permission.VIEW_PANELS))),
     AuditAction.PIPELINE_REPLAY_START: Classification(
         ChangeKind.REPLAY, _replay_started, _replay_link),
     AuditAction.PIPELINE_REPLAY_CANCEL: Classification(
@@ -271,6 +276,7 @@ NOT_CHANGES: frozenset[AuditAction] = frozenset({
     AuditAction.CARDS_STATUS_REQUEST, AuditAction.CARDS_STATUS_SEND,
     AuditAction.CARDS_STATUS_RETRY, AuditAction.CARDS_BOOK_REFRESH, AuditAction.CARDS_ACCOUNT_LINK,
     AuditAction.CARDS_CARD_DATA_REVEAL,
+    AuditAction.HEALTH_CHECK_RUN,
 })
 
 

@@ -181,8 +181,27 @@ class CredentialCollector(Collector):
         yield family
 
 
-COLLECTORS: list[Callable[[Session], Collector]] = [FlowCollector, TrafficCollector,
-                                                    PipelineCollector, CredentialCollector]
+class HealthCheckCollector(Collector):
+    """``finci_health_check_status{check}`` (1 ok, 0 failing) for every check that has run; a
+    skipped check (its dependency failed) reads 0 too: it is not known to be ok."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def collect(self) -> Iterable[Metric]:
+        from console.checks.services import latest_statuses
+
+        status = GaugeMetricFamily("finci_health_check_status",
+                                   "Latest result of the health check: 1 ok, 0 failing.",
+                                   labels=["check"])
+        for check_id, value in sorted(latest_statuses(self.session).items()):
+            status.add_metric([check_id], 1.0 if value == "ok" else 0.0)
+        yield status
+
+
+COLLECTORS: list[Callable[[Session], Collector]] = [
+    FlowCollector, TrafficCollector, PipelineCollector, CredentialCollector,
+    HealthCheckCollector]
 
 
 def registry_for(session: Session) -> CollectorRegistry:

@@ -69,6 +69,10 @@ def _retire_overdue_keys(session: Session, actor: Actor, now: dt.datetime) -> st
     environment = recorded_environment(session)
     retired = retire_overdue(session, environment, now, actor=actor) if environment else 0
     return f"retired {retired}" if retired else "nothing due"
+def _health_checks(session: Session, _actor: Actor, now: dt.datetime) -> str:
+    from console.checks.jobs import run_due
+
+    return run_due(session, now)
 
 
 def _lifecycle(name: str) -> Callable[[Session, Actor, dt.datetime], str]:
@@ -108,4 +112,6 @@ JOBS: tuple[Job, ...] = (
         "Fold settled deliveries, messages and decisions into the /metrics totals"),
     Job("cards.refresh", dt.timedelta(hours=1), _lifecycle("refresh_cards"),
         "Refresh the local card view from FINCI's get-cards"),
+    Job("checks.run", dt.timedelta(seconds=30), _health_checks,
+        "Run the health checks that are due; alert on state changes (console.checks)"),
 )

@@ -5,7 +5,7 @@ in the secret store, lifecycle dates and status) and never a value; ``credential
 rotation history. See console.keys.models.
 
 Revision ID: 0013_key_inventory
-Revises: 0011_audit_action_seq
+Revises: 0012_health_checks
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0013_key_inventory'
-down_revision = '0011_audit_action_seq'
+down_revision = '0012_health_checks'
 branch_labels = None
 depends_on = None
 

@@ -130,3 +130,23 @@ def test_a_change_time_is_whole_seconds_so_its_digits_never_read_as_a_card_numbe
     assert find_pans(text) == []
     assert _samples(text)[("finci_flow_changed_timestamp_seconds", "processing")] == int(
         base.timestamp())
+
+
+def test_health_check_status_is_1_ok_and_0_failing(client, db_session: Session):
+    import datetime as dt
+
+    from console.checks.probes import Finding
+    from console.checks.registry import Check
+    from console.checks.services import run_checks
+
+    def check(check_id, ok):
+        return Check(check_id, check_id, dt.timedelta(minutes=1), lambda _c: Finding(ok, "x"), ())
+
+    settings = make_settings()
+    run_checks(db_session, settings, dt.datetime.now(dt.UTC),
+               [check("database", True), check("dead_letters", False)])
+    db_session.commit()
+    samples = {sample.labels["check"]: sample.value
+               for family in text_string_to_metric_families(_scrape(client).get_data(as_text=True))
+               if family.name == "finci_health_check_status" for sample in family.samples}
+    assert samples == {"database": 1.0, "dead_letters": 0.0}
