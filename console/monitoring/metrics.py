@@ -22,6 +22,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from console.db import utcnow
@@ -155,13 +156,24 @@ class PipelineCollector(Collector):
 
 
 def credential_expiries(session: Session, now: dt.datetime) -> dict[str, dt.datetime]:
-    """{credential: expiry} for everything with an expiry (names from a closed set)."""
+    """{credential: expiry}: the TLS certificate served here, and every credential of the
+    inventory (console.keys.inventory) still in use with an expiry, named ``kind:name`` (a
+    few dozen at most: names are given by the console or by its admins)."""
+    from console.deployment import recorded_environment
+    from console.keys.inventory import State
+    from console.keys.models import Credential
     from console.keys.services import TlsFiles, tls_item
 
     facts = {name: value for name, _label, value in tls_item(TlsFiles.from_env(), now).facts}
     expiries = {}
     if isinstance(facts.get("not_after"), dt.datetime):
         expiries["tls_certificate"] = facts["not_after"]
+    environment = recorded_environment(session)
+    in_use = (State.PENDING, State.ACTIVE, State.RETIRING)
+    for credential in session.scalars(select(Credential).where(
+            Credential.environment == environment, Credential.status.in_(in_use),
+            Credential.expires_at.is_not(None))):
+        expiries[f"{credential.kind}:{credential.name}"[:120]] = credential.expires_at
     return expiries
 
 

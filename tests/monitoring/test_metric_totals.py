@@ -210,3 +210,31 @@ def test_without_a_certificate_served_here_no_tls_expiry_is_exported(client, mon
     monkeypatch.delenv("TLS_CERT_FILE", raising=False)
     assert not any(name == "finci_credential_expiry_timestamp_seconds"
                    for name, _labels in scrape(client))
+
+
+def test_inventory_credentials_in_use_export_their_expiry_and_retired_ones_do_not(
+        client, db_session):
+    from console.audit import Actor
+    from console.deployment import record_environment, recorded_environment
+    from console.keys import inventory
+
+    environment = recorded_environment(db_session)
+    if environment is None:  # the shared test database has none; rolled back after the test
+        environment = "sandbox"
+        record_environment(db_session, environment, Actor.cli("test"))
+    expires = (utcnow() + dt.timedelta(days=20)).replace(microsecond=0)
+    kept = inventory.create(db_session, Actor.cli("admin"), kind="finci_api_token",
+                            name="FINCI API token", environment=environment,
+                            fingerprint="ab" * 8, at=utcnow(), reason="CHG-1 initial token",
+                            expires_at=expires, activate=True)
+    gone = inventory.create(db_session, Actor.cli("admin"), kind="webhook_secret",
+                            name="old", environment=environment, fingerprint="cd" * 8,
+                            at=utcnow(), reason="CHG-1 old secret", expires_at=expires,
+                            activate=True)
+    inventory.revoke(db_session, Actor.cli("admin"), gone, at=utcnow(), reason="CHG-2 leaked",
+                     environment=environment)
+    db_session.flush()
+    samples = scrape(client)
+    name = "finci_credential_expiry_timestamp_seconds"
+    assert value(samples, name, credential=f"{kept.kind}:{kept.name}") == int(expires.timestamp())
+    assert (name, frozenset({("credential", "webhook_secret:old")})) not in samples
