@@ -4,6 +4,7 @@ import datetime as dt
 import itertools
 
 import pytest
+from sqlalchemy import select
 
 from console.checks import probes
 from console.checks.settings import ChecksSettings, SilenceWindow
@@ -133,3 +134,82 @@ def test_the_card_api_check_fails_when_credentials_are_refused(db_session, setti
     finding = probes.card_api(ctx)
     assert not finding.ok and "refused" in finding.detail
     assert "not-the-secret" not in finding.detail
+
+
+# --- the checks over decisions, failures, credentials and a broken chain ----------------------
+
+def _decision(session, **kwargs):
+    from tests.monitoring.test_metric_totals import _decision as seed
+
+    return seed(session, **kwargs)
+
+
+def test_timeout_rate_counts_safe_defaults_against_answered_requests(db_session, settings):
+    for _ in range(9):
+        _decision(db_session, total_ms=20.0)
+    _decision(db_session, total_ms=1600.0, answer="error", reason="budget_exceeded",
+              default_used=True)
+    over = probes.timeout_rate(_ctx(db_session, settings, timeout_rate_percent=5.0))
+    under = probes.timeout_rate(_ctx(db_session, settings, timeout_rate_percent=20.0))
+    assert not over.ok and "1 of 10 answers late or defaulted (10.0 %" in over.detail
+    assert under.ok
+
+
+def test_decision_latency_fails_when_the_p99_passes_its_limit(db_session, settings):
+    for ms in (10.0, 12.0, 900.0):
+        _decision(db_session, total_ms=ms)
+    slow = probes.decision_latency(_ctx(db_session, settings, decision_p99_ms=500.0))
+    fine = probes.decision_latency(_ctx(db_session, settings, decision_p99_ms=1000.0))
+    assert not slow.ok and slow.detail.startswith("p99 900 ms (limit 500 ms)")
+    assert fine.ok
+
+
+def test_failed_card_updates_are_counted_against_the_limit(db_session, settings):
+    from console.cards.models import ActionStatus, CardAction
+    from console.cards.services import issue_funded_card
+
+    card = issue_funded_card(db_session, token_id="tok_checks_card", balance=0)
+    now = utcnow()
+    for _ in range(2):
+        db_session.add(CardAction(card_id=card.id, token_id=card.token_id, action="block",
+                                  from_status="active", target_status="blocked", reason="INC-1",
+                                  requested_by="cli:test", requested_at=now,
+                                  status=ActionStatus.FAILED, attempts=5, next_attempt_at=now))
+    db_session.flush()
+    failing = probes.card_update_failures(_ctx(db_session, settings, card_update_failures_max=1))
+    assert not failing.ok and failing.detail.startswith("2 card status update(s) failed")
+    assert probes.card_update_failures(_ctx(db_session, settings,
+                                            card_update_failures_max=2)).ok
+
+
+def test_a_certificate_expiring_soon_fails_the_credential_check(db_session, settings, tmp_path,
+                                                                monkeypatch):
+    from tests.keys.conftest import make_certificate
+
+    cert = tmp_path / "cert.pem"
+    now = utcnow()
+    make_certificate(cert, not_before=now - dt.timedelta(days=1),
+                     not_after=now + dt.timedelta(days=5))
+    monkeypatch.setenv("TLS_CERT_FILE", str(cert))
+    monkeypatch.setenv("TLS_KEY_FILE", str(cert))
+    finding = probes.credential_expiry(_ctx(db_session, settings, credential_expiry_days=14))
+    assert not finding.ok and "tls" in finding.detail
+
+
+def test_a_tampered_audit_row_fails_the_chain_check(db_session, settings):
+    from sqlalchemy import update
+
+    from console.audit.actions import AuditAction
+    from console.audit.models import AuditEvent
+    from console.audit.services import Actor, record
+    from tests.audit.conftest import lift_guards
+
+    record(db_session, actor=Actor.system("test"), action=AuditAction.DEMO_DATA_SEED)
+    record(db_session, actor=Actor.system("test"), action=AuditAction.DEMO_DATA_SEED)
+    db_session.flush()
+    newest = db_session.scalar(select(AuditEvent.seq).order_by(AuditEvent.seq.desc()).limit(1))
+    lift_guards(db_session)  # the attacker with database access (rolled back after the test)
+    db_session.execute(update(AuditEvent).where(AuditEvent.seq == newest)
+                       .values(actor_id="someone-else"))
+    finding = probes.audit_chain(_ctx(db_session, settings))
+    assert not finding.ok and f"breaks at row {newest}" in finding.detail
