@@ -28,6 +28,7 @@ from console.finci.contract import is_finci_id
 from console.observability.logging import JsonFormatter, RedactingFilter
 from console.security.redaction import find_pans, redact_text
 from console.settings import Environment, Mode, Settings
+from tests.support.secret_scan import secrets_in
 
 BACKENDS = [b.strip() for b in os.environ.get("CONSOLE_TEST_DATABASES",
                                               "sqlite,postgresql").split(",") if b.strip()]
@@ -47,10 +48,13 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default")
 class PanScanner:
     def __init__(self):
         self.hits: list[tuple[str, str]] = []
+        self.secret_hits: list[tuple[str, str]] = []  # tests.support.secret_scan
 
     def scan(self, text_: str, where: str) -> None:
         for pan in find_pans(text_, is_finci_id):
             self.hits.append((where, pan))
+        for secret in secrets_in(text_):
+            self.secret_hits.append((where, secret))
 
 
 PAN_SCANNER = PanScanner()
@@ -96,14 +100,20 @@ def _fresh_flow_switch_cache():
     CACHE.clear()
 
 
+def _fail_with(session, title: str, hits: list[tuple[str, str]]) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = title + "\n" + "\n".join(f"  {where}: {found}" for where, found in hits[:20])
+    if reporter:
+        reporter.write_line(message, red=True)
+    session.exitstatus = 1
+
+
 def pytest_sessionfinish(session, exitstatus):
     if PAN_SCANNER.hits:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        lines = [f"  {where}: {pan}" for where, pan in PAN_SCANNER.hits[:20]]
-        message = "FULL CARD NUMBERS LEAKED (shown masked):\n" + "\n".join(lines)
-        if reporter:
-            reporter.write_line(message, red=True)
-        session.exitstatus = 1
+        _fail_with(session, "FULL CARD NUMBERS LEAKED (shown masked):", PAN_SCANNER.hits)
+    if PAN_SCANNER.secret_hits:
+        _fail_with(session, "SECRET VALUES LEAKED (shown by their start):",
+                   PAN_SCANNER.secret_hits)
 
 
 # --- databases -------------------------------------------------------------------------------
@@ -165,7 +175,7 @@ class DatabaseFactory:
     def scan_for_card_numbers(self, scanner: PanScanner) -> None:
         """QUALITY.md: no full card number in any table dump. Every PostgreSQL database the run
         created (committed data stays in them until the end) is scanned before it is dropped."""
-        from tests.support.database_scan import scan_database
+        from tests.support.database_scan import as_text, scan_database
 
         if self.backend == "sqlite":
             return
@@ -178,6 +188,8 @@ class DatabaseFactory:
             try:
                 for where, pan in scan_database(engine):
                     scanner.hits.append((f"{name}:{where}", pan))
+                for where, secret in scan_database(engine, lambda v: secrets_in(as_text(v))):
+                    scanner.secret_hits.append((f"{name}:{where}", secret))
             finally:
                 engine.dispose()
 

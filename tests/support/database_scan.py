@@ -8,7 +8,7 @@ dropping them; a hit fails the run like a leaked log line does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import JSON, String, Text, inspect, select, table
 from sqlalchemy import column as sql_column
@@ -33,7 +33,7 @@ def _text_columns(engine: Engine) -> Iterator[tuple[str, list[str]]]:
 
 
 def _pans_in(value: object) -> list[str]:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = as_text(value)
     found = find_pans(text, is_finci_id)
     if not found and text[:1] in "[{":
         # JSON kept as text (stored bodies): what it decodes to ("\u0034111...", 4.1e15) counts.
@@ -45,8 +45,15 @@ def _pans_in(value: object) -> list[str]:
     return found
 
 
-def scan_database(engine: Engine) -> list[tuple[str, str]]:
-    """``[(where, masked card number), ...]`` for every full card number stored anywhere."""
+def as_text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def scan_database(engine: Engine, find: Callable[[object], list[str]] | None = None
+                  ) -> list[tuple[str, str]]:
+    """``[(where, masked card number), ...]`` for every full card number stored anywhere; with
+    ``find``, what it finds in each value instead (tests.support.secret_scan)."""
+    find = find or _pans_in
     hits = []
     with engine.connect() as connection:
         for name, columns in _text_columns(engine):
@@ -54,5 +61,6 @@ def scan_database(engine: Engine) -> list[tuple[str, str]]:
             for row in connection.execute(query):
                 for column_name, value in zip(columns, row, strict=True):
                     if value is not None:
-                        hits += [(f"table:{name}.{column_name}", pan) for pan in _pans_in(value)]
+                        hits += [(f"table:{name}.{column_name}", found)
+                                 for found in find(value)]
     return hits
