@@ -213,3 +213,25 @@ def test_a_tampered_audit_row_fails_the_chain_check(db_session, settings):
                        .values(actor_id="someone-else"))
     finding = probes.audit_chain(_ctx(db_session, settings))
     assert not finding.ok and f"breaks at row {newest}" in finding.detail
+
+
+def test_posting_failures_waiting_for_repair_are_counted_against_the_limit(db_session,
+                                                                          settings):
+    from console.transactions.models import CardTransaction, PostingStatus, TransactionPosting
+
+    now = utcnow()
+    for n in range(3):
+        message = add_message(db_session, now)
+        txn = CardTransaction(link_key=f"presentment:checks-post-{n}-{message.id}",
+                              state="cleared", first_event_at=now, last_event_at=now)
+        db_session.add(txn)
+        db_session.flush()
+        db_session.add(TransactionPosting(
+            transaction_id=txn.id, message_id=message.id, kind="presentment",
+            finci_id=message.finci_id, amount=100, currency="EUR", attempts=1,
+            status=PostingStatus.FAILED if n < 2 else PostingStatus.SKIPPED,
+            reason="unknown_card" if n < 2 else None))
+    db_session.flush()
+    failing = probes.posting_failures(_ctx(db_session, settings, posting_failures_max=1))
+    assert not failing.ok and failing.detail.startswith("2 posting failure(s) waiting for repair")
+    assert probes.posting_failures(_ctx(db_session, settings, posting_failures_max=2)).ok
