@@ -37,7 +37,7 @@ _SEED = [
     SELECT 'msg_b' || n, 'bk_' || n,
            (ARRAY['authorization','presentment','reversal','refund','card_status'])[1 + n % 5],
            true, 'fin_b' || n,
-           now() - (n::bigint * :span_s / :messages) * interval '1 second' - (n % 7) * interval '1 second',
+           now() - (n::bigint * :span_s / :messages + n % 7) * interval '1 second',
            extract(epoch from now())::bigint - (n::bigint * :span_s / :messages),
            now() - (n::bigint * :span_s / :messages) * interval '1 second',
            '{}', md5(n::text) || md5(n::text), false, 'current', 200, '{}',
