@@ -11,7 +11,7 @@ import ipaddress
 import math
 import os
 import secrets as _secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -64,8 +64,22 @@ class Serve(StrEnum):
 DEFAULT_DATABASE_URL = "sqlite:///instance/console.sqlite3"
 
 
-def _read(environ: Mapping[str, str], name: str, *, secret: bool = False) -> str | None:
-    """Value of ``name``, or the content of the file named by ``name_FILE`` for secrets."""
+def _without_password(url: str) -> bool:
+    """A database URL that carries no password (certificate, peer or IAM authentication)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password is None
+    except ArgumentError:
+        return True  # not a URL: the database settings refuse it with their own message
+
+
+def _read(environ: Mapping[str, str], name: str, *, secret: bool = False,
+          plain_allowed: Callable[[str], bool] | None = None) -> str | None:
+    """Value of ``name``, or the content of the file named by ``name_FILE`` for secrets. In
+    production a secret must come from its file (``plain_allowed`` says which plain values
+    hold no secret, e.g. a database URL without a password)."""
     value = environ.get(name)
     file_name = environ.get(f"{name}_FILE") if secret else None
     if value is not None and file_name is not None:
@@ -75,6 +89,12 @@ def _read(environ: Mapping[str, str], name: str, *, secret: bool = False) -> str
             return Path(file_name).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE: cannot read {file_name!r} ({exc.strerror})") from None
+    if (secret and value and environ.get("CONSOLE_ENVIRONMENT", "").strip() == "production"
+            and not (plain_allowed and plain_allowed(value))):
+        # A plain variable shows up in process listings, crash reports and `env` dumps; the
+        # portal requires secrets from an approved store: a mounted file in production.
+        raise ConfigError(f"{name}: in production a secret comes from {name}_FILE (a mounted "
+                          "secret file), not a plain environment variable")
     return value.strip() if value is not None else None
 
 
@@ -156,7 +176,8 @@ SECRET_KEY_MIN_ENTROPY_BITS = 128
 
 
 def _database_url(environ) -> str:
-    url = _read(environ, "DATABASE_URL", secret=True) or DEFAULT_DATABASE_URL
+    url = _read(environ, "DATABASE_URL", secret=True,
+                plain_allowed=_without_password) or DEFAULT_DATABASE_URL
     scheme = url.split(":", 1)[0]
     if scheme in {"postgres", "postgresql"}:
         # SQLAlchemy wants an explicit driver; psycopg 3 is the one we install.

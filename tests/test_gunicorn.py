@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from console.finci.webhook_signature import WebhookSecret
+from tests.support.secret_files import as_secret_files
 from tests.support.servers import ROOT, Gunicorn, console_env
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ PRODUCTION = {
 
 def test_refuses_to_start_against_the_other_environments_database(initialised, tmp_path):
     # On SQLite production is refused outright (it requires PostgreSQL), which is also a refusal.
-    env = dict(initialised, **PRODUCTION)
+    env = as_secret_files(dict(initialised, **PRODUCTION))
     server = Gunicorn(env, startup_timeout=20)
     with pytest.raises(RuntimeError) as refused:
         server.start()
@@ -62,7 +63,7 @@ def test_refuses_to_start_against_the_other_environments_database(initialised, t
 
 
 def test_db_upgrade_refuses_the_other_environments_database(initialised):
-    env = dict(initialised, **PRODUCTION)
+    env = as_secret_files(dict(initialised, **PRODUCTION))
     result = _flask(env, "db", "upgrade")
     assert result.returncode != 0
     assert "sandbox" in result.stderr or "PostgreSQL" in result.stderr

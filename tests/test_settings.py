@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pytest
 
 from console.settings import ConfigError, Environment, Mode, Settings
+from tests.support.secret_files import as_secret_files
 
 GOOD_KEY = "k" * 48
 
@@ -94,7 +97,24 @@ STRONG_PRODUCTION = {
 
 def production(**values):
     merged = dict(STRONG_PRODUCTION, **values)
-    return {k: v for k, v in merged.items() if v is not None}
+    return as_secret_files({k: v for k, v in merged.items() if v is not None})
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "FINCI_WEBHOOK_SECRETS", "OIDC_CLIENT_SECRET"])
+def test_production_refuses_a_secret_in_a_plain_environment_variable(name):
+    env = production()
+    path = env.pop(f"{name}_FILE")
+    env[name] = Path(path).read_text()
+    with pytest.raises(ConfigError, match=rf"^{name}: in production a secret comes from "
+                                          rf"{name}_FILE") as refused:
+        Settings.from_env(env)
+    assert env[name] not in str(refused.value)  # the variable is named, its value never
+
+
+def test_a_database_url_without_a_password_may_be_plain_in_production_one_with_must_not():
+    assert "console@db.internal" in Settings.from_env(production()).database_url
+    with pytest.raises(ConfigError, match=r"^DATABASE_URL: in production a secret comes from"):
+        Settings.from_env(production(DATABASE_URL="postgresql://console:pw-123@db/console"))
 
 
 def test_a_strong_production_configuration_starts():
