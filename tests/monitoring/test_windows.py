@@ -115,3 +115,12 @@ def test_an_unknown_window_is_a_clear_400(as_viewer, raw):
         response = as_viewer.get(path, query_string={"window": raw})
         assert response.status_code == 400
         assert "window must be one of: 15m, 1h, 24h, 7d" in response.get_data(as_text=True)
+
+
+def test_fast_deliveries_get_a_median_in_milliseconds_not_within_one_100_ms_bucket():
+    from console.monitoring.windows import _cumulative
+
+    # Ten deliveries of about 6 ms each, as the demo delivers them.
+    counts = {folds.bucket_of(0.006, folds.DELIVERY_LATENCY_BUCKETS): 10.0}
+    median = quantile(0.5, _cumulative(folds.DELIVERY_LATENCY_BUCKETS, counts))
+    assert 0.005 < median.value <= 0.01
