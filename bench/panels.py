@@ -87,7 +87,9 @@ _SEED = [
            CASE WHEN n % 10 = 0 THEN 'declined_as_answered' ELSE 'approved_as_answered' END
     FROM generate_series(1, :transactions) AS n
     """,
-    "ANALYZE",
+    # Index-only scans need the visibility map, which only VACUUM sets; without it every
+    # counted index entry costs a heap visit and autovacuum competes with the measurement.
+    "VACUUM (ANALYZE)",
 ]
 
 
@@ -132,6 +134,8 @@ def _timed(call, runs: int) -> list[float]:
 
 def _figure(name: str, samples: list[float], reference: float) -> Figure:
     p95 = percentile(samples, 95)
+    print(f"  {name}: p50 {percentile(samples, 50):.0f} ms, p95 {p95:.0f} ms, "
+          f"max {max(samples):.0f} ms", file=sys.stderr, flush=True)
     return Figure(f"{name} p95", p95, "ms", reference=reference, reference_name="pk read p95",
                   higher_is_better=False, target=f"p95 < {TARGET_MS:.0f} ms",
                   met=p95 < TARGET_MS)
@@ -156,6 +160,9 @@ def run(pg_url: str) -> list[Figure]:
               file=sys.stderr, flush=True)
         seed_s = _seed(database.engine, transactions, deliveries)
         fold_s, folded = _fold(database)
+        with database.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("VACUUM (ANALYZE)"))
         print(f"  seeded in {seed_s:.0f} s; folded {folded:,} rows in {fold_s:.0f} s",
               file=sys.stderr)
         figures.append(Figure("metrics fold rate", folded / fold_s if fold_s else 0, "rows/s"))
