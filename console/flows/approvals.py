@@ -24,8 +24,17 @@ from console.flows.settings import FlowsSettings
 from console.four_eyes import Decision, same_person
 from console.security.permissions import Permission
 
-__all__ = ["ChangeResult", "Decision", "FLOW_REQUESTS", "RequestStatus", "change", "decide",
-           "expire_due", "pending", "same_person"]
+__all__ = [
+    "FLOW_REQUESTS",
+    "ChangeResult",
+    "Decision",
+    "RequestStatus",
+    "change",
+    "decide",
+    "expire_due",
+    "pending",
+    "same_person",
+]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ at hand and leaves it (untrusted) for the next rotation to overwrite.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ __all__ = ["Decision", "KeyAction", "KeyActionRefused", "KeyContext", "Performed
 
 
 class KeyAction(StrEnum):
-    WEBHOOK_SECRET_ADD = "webhook_secret.add"
+    WEBHOOK_SECRET_ADD = "webhook_secret.add"  # noqa: S105 - an action name, not a secret
     RECORD_CONFIGURED = "inventory.record_configured"
     CREDENTIAL_ACTIVATE = "credential.activate"
     CREDENTIAL_SCHEDULE_RETIRE = "credential.schedule_retire"
@@ -267,10 +268,9 @@ def _kind(ctx: KeyContext | None) -> four_eyes.RequestKind:
     def closed(session: Session, request: KeyActionRequest, status: str) -> None:
         params = _params(request)
         if ctx is not None and ctx.store is not None and params.get("staged"):
-            try:
+            # Never trusted without an inventory row; the next rotation overwrites it.
+            with contextlib.suppress(SecretStoreError):
                 ctx.store.delete(params["stored_as"])
-            except SecretStoreError:
-                pass  # never trusted without an inventory row; the next rotation overwrites it
 
     return four_eyes.RequestKind(
         model=KeyActionRequest, subject="subject", permission=Permission.MANAGE_KEYS,

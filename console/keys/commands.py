@@ -149,8 +149,8 @@ def perform_or_fail(action, reason: str, **params):
     request for a second person: then it says so and returns None). Refusals exit 1."""
     from console.cli import cli_actor
     from console.keys.approvals import KeyActionRefused, KeyContext, perform
-    from console.keys.inventory import InventoryError
     from console.keys.card_data_keys import CardDataKeyError
+    from console.keys.inventory import InventoryError
     from console.secrets.store import SecretStoreError
 
     try:

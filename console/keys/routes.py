@@ -7,8 +7,8 @@ from flask import Blueprint, current_app, render_template
 
 from console import navigation
 from console.auth.sessions import now
-from console.htmx import htmx
 from console.four_eyes import same_person
+from console.htmx import htmx
 from console.keys import approvals, inventory_view
 from console.keys.services import Status, TlsFiles, view_key_status
 from console.security.permissions import Permission, require

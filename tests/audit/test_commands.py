@@ -12,8 +12,8 @@ from sqlalchemy import select
 from console.audit import Actor, AuditAction, offline, record
 from console.audit.export_format import key_fingerprint
 from console.audit.models import AuditEvent
-from console.cli import os_user
 from console.audit.settings import AuditSettings
+from console.cli import os_user
 from tests.audit.conftest import keyed_settings
 
 settings = pytest.fixture(keyed_settings, name="settings")
