@@ -7,8 +7,9 @@ configuration error (click's convention).
 from __future__ import annotations
 
 import copy
-import getpass
 import json
+import os
+import pwd
 import sys
 
 import click
@@ -22,8 +23,17 @@ from console.deployment import EnvironmentMismatch, record_environment, recorded
 from console.unit_of_work import database
 
 
+def os_user() -> str:
+    """The account this process runs as, from its user id. Not ``getpass.getuser()``: that
+    believes $LOGNAME and $USER first, so ``USER=bob flask ... approve`` made anyone "bob" and
+    a four-eyes approval from a shell proved nothing."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
 def cli_actor() -> Actor:
-    return Actor.cli(getpass.getuser())
+    """The OS user as actor. Deciding a four-eyes request also needs a console account of the
+    same name holding the permission (console.four_eyes.check_decider)."""
+    return Actor.cli(os_user())
 
 
 def emit(as_json: bool, payload: dict, human: str) -> None:

@@ -41,6 +41,13 @@ class AuditAction(StrEnum):
     KEYS_CARD_DATA_ACTIVATE = "keys.card_data.activate"
     KEYS_CARD_DATA_RETIRE = "keys.card_data.retire"
     KEYS_CARD_DATA_REVOKE = "keys.card_data.revoke"
+    # Four-eyes key and credential actions (console.keys.approvals): the approved action is
+    # audited by its own service, with the approver as actor.
+    KEYS_ACTION_REQUEST = "keys.action.request"
+    KEYS_ACTION_APPROVE = "keys.action.approve"
+    KEYS_ACTION_REJECT = "keys.action.reject"
+    KEYS_ACTION_CANCEL = "keys.action.cancel"
+    KEYS_ACTION_EXPIRE = "keys.action.expire"
     CARDS_CARD_DATA_REVEAL = "cards.card_data.reveal"
 
     # Flow kill switches

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from console.db import Base
+from console.four_eyes import RequestStatus, request_table_args
+
+__all__ = ["FlowChangeRequest", "FlowSwitch", "RequestStatus"]
 
 ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -30,36 +33,15 @@ class FlowSwitch(Base):
     revert_warned_at: Mapped[dt.datetime | None]
 
 
-class RequestStatus:
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    ALL = (PENDING, APPROVED, REJECTED, CANCELLED, EXPIRED)
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class FlowChangeRequest(Base):
     """A change to a four-eyes flow, waiting for (or decided by) a second on-call engineer."""
 
     __tablename__ = "flow_change_request"
+    # The shared four-eyes invariants (console.four_eyes): known status, decided iff not
+    # pending, expiry after the request, one pending request per flow, the expiry job's index.
     __table_args__ = (
-        CheckConstraint(_in("status", RequestStatus.ALL), name="status_known"),
-        CheckConstraint("(status = 'pending') = (decided_at IS NULL)",
-                        name="decided_unless_pending"),
-        CheckConstraint("(decided_by IS NULL) = (decided_at IS NULL)", name="decided_by_with_at"),
+        *request_table_args("flow_change_request", "flow"),
         CheckConstraint("revert_minutes IS NULL OR revert_minutes > 0", name="revert_positive"),
-        CheckConstraint("expires_at > requested_at", name="expires_after_request"),
-        # One open request per flow: two people asking at once cannot both be approved.
-        Index("uq_flow_change_request_pending_flow", "flow", unique=True,
-              sqlite_where=text("status = 'pending'"),
-              postgresql_where=text("status = 'pending'")),
-        # The expiry job: pending requests by expiry time.
-        Index("ix_flow_change_request_status_expires", "status", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)

@@ -2,6 +2,11 @@
 
 Exit 0 when nothing is a problem (attention items included), 1 when something is, so a cron
 job or monitoring check can alert on it. Viewing is audited like the page.
+
+The inventory actions (add-webhook-secret, activate, retire, revoke, record-configured) go
+through ``console.keys.approvals``: with KEY_ACTIONS_REQUIRE_SECOND_APPROVER each is filed as a
+request, listed by ``keys requests`` and decided by ``keys approve|reject ID`` (a different
+person: the OS user must be a console user holding MANAGE_KEYS) or ``keys cancel ID``.
 """
 
 from __future__ import annotations
@@ -124,54 +129,62 @@ def list_command(as_json: bool):
               help="How long the replaced secrets keep verifying (KEYS_WEBHOOK_OVERLAP_HOURS).")
 def add_webhook_secret_command(reason: str, from_file, stored_as: str | None,
                                overlap_hours: int | None):
-    import datetime as dt
-
-    from console.cli import cli_actor
-    from console.keys.inventory import InventoryError
-    from console.keys.webhook_secrets import add_webhook_secret
-    from console.secrets.factory import app_store
+    from console.keys.approvals import KeyAction
 
     settings = current_app.extensions["settings"]
     value = None if stored_as else (
         from_file.read() if from_file else
         click.prompt("webhook secret (whsec_…)", hide_input=True, err=True)).strip()
-    overlap = dt.timedelta(hours=overlap_hours or settings.secrets.webhook_overlap_hours)
-    try:
-        with database().transaction() as session:
-            credential = add_webhook_secret(
-                session, app_store(current_app), cli_actor(), value=value,
-                environment=_environment(), configured=settings.ingress.secrets, at=utcnow(),
-                reason=reason, overlap=overlap, stored_as=stored_as)
-            fingerprint = credential.fingerprint
-    except InventoryError as refused:
-        _fail(str(refused))
-    _changed()
-    click.echo(f"added webhook secret {fingerprint}; the previous ones are accepted for "
-               f"{overlap} more; ingress nodes pick the change up within "
-               f"{settings.secrets.cache_seconds} s")
+    hours = overlap_hours or settings.secrets.webhook_overlap_hours
+    outcome = perform_or_fail(KeyAction.WEBHOOK_SECRET_ADD, reason, value=value,
+                              stored_as=stored_as, overlap_hours=hours)
+    if outcome is not None:
+        click.echo(f"added webhook secret {outcome.fingerprint}; the previous ones are accepted "
+                   f"for {hours} h more; ingress nodes pick the change up within "
+                   f"{settings.secrets.cache_seconds} s")
 
 
-def _transition(verb: str, credential_id: int, reason: str, **extra) -> None:
+def perform_or_fail(action, reason: str, **params):
+    """Run a key action as the OS user through console.keys.approvals (at once, or filed as a
+    request for a second person: then it says so and returns None). Refusals exit 1."""
     from console.cli import cli_actor
-    from console.keys import inventory
+    from console.keys.approvals import KeyActionRefused, KeyContext, perform
+    from console.keys.card_data_keys import CardDataKeyError
+    from console.keys.inventory import InventoryError
+    from console.secrets.store import SecretStoreError
 
     try:
         with database().transaction() as session:
-            credential = inventory.get(session, credential_id, _environment())
-            getattr(inventory, verb)(session, cli_actor(), credential, environment=_environment(),
-                                     at=utcnow(), reason=reason, **extra)
-            summary = f"{credential.kind} {credential.fingerprint} is now {credential.status}"
-    except inventory.InventoryError as refused:
+            done = perform(session, cli_actor(), KeyContext.of(current_app), action,
+                           reason=reason, at=utcnow(), **params)
+            if done.request is not None:
+                line = (f"request #{done.request.id} filed: {done.request.summary} needs a "
+                        f"second person's approval (`keys approve {done.request.id}`) before "
+                        f"{done.request.expires_at.isoformat()}")
+    except (InventoryError, KeyActionRefused, CardDataKeyError, SecretStoreError) as refused:
         _fail(str(refused))
+    if done.request is not None:
+        click.echo(line)
+        return None
     _changed()
-    click.echo(summary)
+    return done.result
+
+
+def _transition(action, credential_id: int, reason: str, **extra) -> None:
+    from console.keys.approvals import describe
+
+    result = perform_or_fail(action, reason, credential_id=credential_id, **extra)
+    if result is not None:
+        click.echo(describe(result))
 
 
 @keys_group.command("activate", help="Make a pending (or retiring) credential active.")
 @click.argument("credential_id", type=int)
 @click.option("--reason", required=True)
 def activate_command(credential_id: int, reason: str):
-    _transition("activate", credential_id, reason)
+    from console.keys.approvals import KeyAction
+
+    _transition(KeyAction.CREDENTIAL_ACTIVATE, credential_id, reason)
 
 
 @keys_group.command("retire", help="Retire a credential now, or with --after-hours keep it "
@@ -180,20 +193,22 @@ def activate_command(credential_id: int, reason: str):
 @click.option("--reason", required=True)
 @click.option("--after-hours", type=click.IntRange(1, 24 * 30), default=None)
 def retire_command(credential_id: int, reason: str, after_hours: int | None):
-    import datetime as dt
+    from console.keys.approvals import KeyAction
 
     if after_hours:
-        _transition("schedule_retire", credential_id, reason,
-                    retire_after=utcnow() + dt.timedelta(hours=after_hours))
+        _transition(KeyAction.CREDENTIAL_SCHEDULE_RETIRE, credential_id, reason,
+                    hours=after_hours)
     else:
-        _transition("retire", credential_id, reason)
+        _transition(KeyAction.CREDENTIAL_RETIRE, credential_id, reason)
 
 
 @keys_group.command("revoke", help="Revoke a credential at once (leaked or compromised).")
 @click.argument("credential_id", type=int)
 @click.option("--reason", required=True)
 def revoke_command(credential_id: int, reason: str):
-    _transition("revoke", credential_id, reason)
+    from console.keys.approvals import KeyAction
+
+    _transition(KeyAction.CREDENTIAL_REVOKE, credential_id, reason)
 
 
 @keys_group.command("init-master-key", help="Write a new master key for the local keystore "
@@ -217,12 +232,70 @@ def init_master_key_command(path: str):
 @keys_group.command("record-configured",
                     help="Record the configured FINCI API credentials, SSO client secret, TLS "
                          "certificate and webhook secrets in the inventory (fingerprints only).")
-def record_configured_command():
-    from console.cli import cli_actor
-    from console.keys.configured import record_configured
+@click.option("--reason", default="record the configured credentials", show_default=True)
+def record_configured_command(reason: str):
+    from console.keys.approvals import KeyAction
+
+    added = perform_or_fail(KeyAction.RECORD_CONFIGURED, reason)
+    if added is not None:
+        click.echo("\n".join(f"recorded {c.kind} {c.fingerprint}" for c in added)
+                   or "nothing new to record")
+
+
+# --- four eyes: requests waiting for a second person ------------------------------------------
+
+def request_dict(request) -> dict:
+    return {"request": request.id, "action": request.action, "summary": request.summary,
+            "reason": request.reason, "environment": request.environment,
+            "requested_by": request.requested_by,
+            "requested_at": request.requested_at.isoformat(),
+            "expires_at": request.expires_at.isoformat(), "status": request.status,
+            "decided_by": request.decided_by}
+
+
+@keys_group.command("requests", help="Key and credential requests waiting for approval.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def requests_command(as_json: bool):
+    from console.cli import emit
+    from console.keys.approvals import pending
 
     with database().transaction() as session:
-        added = record_configured(session, cli_actor(), current_app.extensions["settings"],
-                                  TlsFiles.from_env(), at=utcnow())
-        lines = [f"recorded {c.kind} {c.fingerprint}" for c in added]
-    click.echo("\n".join(lines) or "nothing new to record")
+        waiting = [request_dict(r) for r in pending(session, _environment())]
+    lines = [f"request #{r['request']}: {r['summary']} by {r['requested_by']} ({r['reason']}), "
+             f"expires {r['expires_at']}" for r in waiting] or ["no request is waiting"]
+    emit(as_json, {"requests": waiting}, "\n".join(lines))
+
+
+def _decide_command(name: str, help_text: str):
+    @keys_group.command(name, help=help_text)
+    @click.argument("request_id", type=int)
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    def command(request_id: int, as_json: bool):
+        from console.cli import cli_actor, emit
+        from console.keys.approvals import Decision, KeyActionRefused, KeyContext, decide, describe
+        from console.secrets.store import SecretStoreError
+
+        try:
+            with database().transaction() as session:
+                decided = decide(session, cli_actor(), KeyContext.of(current_app), request_id,
+                                 Decision(name), now=utcnow())
+                payload = request_dict(decided.request)
+                if decided.result is not None:
+                    payload["outcome"] = describe(decided.result)
+        except (KeyActionRefused, SecretStoreError) as refused:
+            if as_json:
+                emit(True, {"error": str(refused)}, "")
+                sys.exit(1)
+            _fail(str(refused))
+        _changed()
+        emit(as_json, payload, f"request #{request_id} {payload['status']}"
+             + (f": {payload['outcome']}" if "outcome" in payload else ""))
+
+    return command
+
+
+approve_command = _decide_command("approve", "Approve someone else's key request (carries it "
+                                             "out, in your name). Your OS user must be a "
+                                             "console user holding MANAGE_KEYS.")
+reject_command = _decide_command("reject", "Reject someone else's key request.")
+cancel_command = _decide_command("cancel", "Withdraw your own key request.")

@@ -18,11 +18,13 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from console.db import Base
+from console.four_eyes import RequestStatus, request_table_args
 
 ID = BigInteger().with_variant(Integer, "sqlite")
 STATUSES = ("pending", "active", "retiring", "retired", "revoked")
@@ -72,3 +74,42 @@ class CredentialEvent(Base):
     to_status: Mapped[str] = mapped_column(String(20))
     actor: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(String(500))
+
+
+# What a key action request asks for (console.keys.approvals.KeyAction).
+KEY_ACTIONS = ("webhook_secret.add", "inventory.record_configured", "credential.activate",
+               "credential.schedule_retire", "credential.retire", "credential.revoke",
+               "card_data.generate", "card_data.activate", "card_data.retire",
+               "card_data.revoke")
+
+
+class KeyActionRequest(Base):
+    """A key or credential action waiting for a second person (KEY_ACTIONS_REQUIRE_SECOND_
+    APPROVER), or decided. ``params`` says what to do, never with a secret value: a new webhook
+    secret is staged in the secret store when it is asked for and named here."""
+
+    __tablename__ = "key_action_request"
+    __table_args__ = (
+        *request_table_args("key_action_request", "subject"),
+        CheckConstraint("action IN (" + ", ".join(repr(a) for a in KEY_ACTIONS) + ")",
+                        name="action_known"),
+        CheckConstraint("environment IN ('sandbox', 'production')", name="environment_known"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(40))
+    # What the action is about, e.g. ``credential:12``, ``card_data_key:cd-…``,
+    # ``webhook_secret:production``: one pending request per subject.
+    subject: Mapped[str] = mapped_column(String(120))
+    environment: Mapped[str] = mapped_column(String(20))
+    # JSON: the action's arguments (credential id, kid, overlap hours, staged store name...).
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    # One line for the page and the CLI, e.g. "Revoke webhook secret 3f2a… (#12)".
+    summary: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(String(500))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(10), default=RequestStatus.PENDING)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime | None]

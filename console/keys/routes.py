@@ -7,8 +7,9 @@ from flask import Blueprint, current_app, render_template
 
 from console import navigation
 from console.auth.sessions import now
+from console.four_eyes import same_person
 from console.htmx import htmx
-from console.keys import inventory_view
+from console.keys import approvals, inventory_view
 from console.keys.services import Status, TlsFiles, view_key_status
 from console.security.permissions import Permission, require
 from console.unit_of_work import request_session
@@ -39,6 +40,10 @@ def render_status(error: str | None = None) -> str:
     found = inventory_view.rows(session, settings.environment.value, at)
     return render_template(
         "keys/status.html", **context, inventory=found, error=error,
+        requests=approvals.pending(session, settings.environment.value, at),
+        four_eyes=settings.secrets.require_second_approver,
+        approval_minutes=settings.secrets.approval_minutes, me=current_actor().id,
+        same_person=same_person,
         calendar=inventory_view.calendar(found, at.date()), kind_labels=inventory_view.LABELS,
         status_badges=inventory_view.BADGES, store_kind=_store_kind(),
         overlap_hours=settings.secrets.webhook_overlap_hours)

@@ -84,17 +84,7 @@ def add_webhook_secret(session: Session, store: SecretStore | None, actor: Actor
         raise InventoryError("give either the new secret or the store name it is kept under")
     if stored_as is not None:
         value = _read_stored(store, stored_as, environment)
-    try:
-        secret = WebhookSecret.parse(value)
-    except InvalidWebhookSecret as exc:
-        raise InventoryError(f"not a webhook secret: {exc}") from None
-    if environment == "production" and value.strip() in PUBLISHED_TEST_SECRETS:
-        raise InventoryError("a published test secret is refused in production")
-    if environment == "production" and _guessable(value.strip()):
-        raise InventoryError("a secret that is not random (e.g. all zero bytes) is refused in "
-                             "production")
-    if inventory.find(session, Kind.WEBHOOK_SECRET, secret.fingerprint, environment):
-        raise InventoryError(f"webhook secret {secret.fingerprint} is already in the inventory")
+    secret = check_new(session, value, environment)
     record_configured(session, actor, configured, environment=environment, at=at)
     name = stored_as or store_name(environment, secret.fingerprint)
     if stored_as is None:
@@ -118,6 +108,29 @@ def add_webhook_secret(session: Session, store: SecretStore | None, actor: Actor
                                   retire_after=at + overlap,
                                   reason=f"replaced by {secret.fingerprint}: {reason}"[:500])
     return credential
+
+
+def check_new(session: Session, value: str | None, environment: str) -> WebhookSecret:
+    """The parsed new secret, or InventoryError: not a secret, a published or guessable one in
+    production, or one the inventory already holds."""
+    value = value or ""
+    try:
+        secret = WebhookSecret.parse(value)
+    except InvalidWebhookSecret as exc:
+        raise InventoryError(f"not a webhook secret: {exc}") from None
+    if environment == "production" and value.strip() in PUBLISHED_TEST_SECRETS:
+        raise InventoryError("a published test secret is refused in production")
+    if environment == "production" and _guessable(value.strip()):
+        raise InventoryError("a secret that is not random (e.g. all zero bytes) is refused in "
+                             "production")
+    if inventory.find(session, Kind.WEBHOOK_SECRET, secret.fingerprint, environment):
+        raise InventoryError(f"webhook secret {secret.fingerprint} is already in the inventory")
+    return secret
+
+
+def read_stored(store: SecretStore, name: str, environment: str) -> str:
+    """The value a read-only store holds under ``name`` (which must be this environment's)."""
+    return _read_stored(store, name, environment)
 
 
 def _read_stored(store: SecretStore, name: str, environment: str) -> str:

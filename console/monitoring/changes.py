@@ -246,6 +246,21 @@ CHANGES: dict[AuditAction, Classification] = {
         ChangeKind.CREDENTIAL, _text("Retired card-data key {target}"), _fixed(_CARD_KEYS)),
     AuditAction.KEYS_CARD_DATA_REVOKE: Classification(
         ChangeKind.CREDENTIAL, _text("Revoked card-data key {target}"), _fixed(_CARD_KEYS)),
+    # Four-eyes key requests: the approved action itself appears as its own line (above).
+    AuditAction.KEYS_ACTION_REQUEST: Classification(
+        ChangeKind.CREDENTIAL,
+        lambda event, details: _with_reason(
+            f"Asked: {details.get('summary', 'a key action')} (needs a second person)",
+            details),
+        _fixed(_KEYS)),
+    AuditAction.KEYS_ACTION_APPROVE: Classification(
+        ChangeKind.CREDENTIAL,
+        lambda event, details: f"Approved: {details.get('summary', 'a key action')}",
+        _fixed(_KEYS)),
+    AuditAction.KEYS_ACTION_REJECT: Classification(
+        ChangeKind.CREDENTIAL,
+        lambda event, details: f"Rejected: {details.get('summary', 'a key action')}",
+        _fixed(_KEYS)),
     # Silences a check's alerts for a while: exactly what to find when an alert never came.
     AuditAction.HEALTH_CHECK_SNOOZE: Classification(
         ChangeKind.CONFIG,
@@ -270,6 +285,7 @@ NOT_CHANGES: frozenset[AuditAction] = frozenset({
     AuditAction.KEYS_STATUS_VIEW, AuditAction.PIPELINE_MESSAGE_DEAD_LETTER,
     AuditAction.LEDGER_HOLDS_EXPIRE, AuditAction.AUTH_ANONYMOUS_DENIALS_RECORD,
     AuditAction.FLOW_CHANGE_CANCEL, AuditAction.FLOW_CHANGE_EXPIRE,
+    AuditAction.KEYS_ACTION_CANCEL, AuditAction.KEYS_ACTION_EXPIRE,
     AuditAction.FLOW_SWITCH_REVERT_WARN, AuditAction.TRANSACTIONS_PARKED_POST,
     AuditAction.TRANSACTIONS_POSTING_RETRY, AuditAction.TRANSACTIONS_POSTING_ACCEPT,
     AuditAction.TRANSACTIONS_AUTHORIZATIONS_EXPIRE, AuditAction.TRANSACTIONS_ORPHANS_POST,

@@ -38,6 +38,13 @@ def _expire_flow_requests(session: Session, _actor: Actor, now: dt.datetime) -> 
     return f"expired {', '.join(f'#{i}' for i in expired)}" if expired else "nothing due"
 
 
+def _expire_key_requests(session: Session, _actor: Actor, now: dt.datetime) -> str:
+    from console.keys.approvals import expire_due
+
+    expired = expire_due(session, now)
+    return f"expired {', '.join(f'#{i}' for i in expired)}" if expired else "nothing due"
+
+
 def _audit_anonymous_denials(session: Session, actor: Actor, now: dt.datetime) -> str:
     from console.auth.denials import audit_job
 
@@ -96,6 +103,8 @@ JOBS: tuple[Job, ...] = (
         "Purge refused-delivery records older than INGRESS_REJECTION_RETENTION_DAYS"),
     Job("keys.retire_overdue", dt.timedelta(minutes=5), _retire_overdue_keys,
         "Mark credentials retired once their rotation overlap has ended"),
+    Job("keys.expire_requests", dt.timedelta(seconds=30), _expire_key_requests,
+        "Expire key and credential requests nobody approved in KEY_ACTIONS_APPROVAL_MINUTES"),
     Job("ledger.expire_holds", dt.timedelta(minutes=1), _expire_holds,
         "Release authorization holds past their expiry (no advice or clearing came)"),
     Job("transactions.expire", dt.timedelta(minutes=5), _lifecycle("expire"),

@@ -10,6 +10,12 @@ VAULT_ADDR, VAULT_TOKEN (or VAULT_TOKEN_FILE), VAULT_NAMESPACE, VAULT_KV_MOUNT (
 VAULT_PREFIX (console), VAULT_CACERT, VAULT_TIMEOUT_S (3)
 KEYS_WEBHOOK_OVERLAP_HOURS      how long a replaced webhook secret keeps verifying (default 24)
 KEYS_CACHE_SECONDS              how often ingress reloads its active webhook secrets (default 30)
+KEY_ACTIONS_REQUIRE_SECOND_APPROVER
+                                every create, rotate, retire and revoke of a webhook secret,
+                                card-data key or inventory credential is a request a second
+                                person with MANAGE_KEYS approves (console.keys.approvals);
+                                default true in production, false in a sandbox (the demo)
+KEY_ACTIONS_APPROVAL_MINUTES    how long such a request waits for approval (default 30)
 
 Production refuses ``local`` (a key file on the same box as the data it protects) and ``env``
 (secrets in plain environment variables leak through /proc, crash dumps and `docker inspect`).
@@ -58,11 +64,23 @@ class SecretsSettings:
     vault_timeout_s: float = 3.0
     webhook_overlap_hours: int = 24
     cache_seconds: int = 30
+    # Four eyes for key and credential actions (the default when read from the environment:
+    # production yes, sandbox no).
+    require_second_approver: bool = False
+    approval_minutes: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, production: bool,
                  instance_path: str = "instance") -> SecretsSettings:
-        from console.settings import ConfigError, _choice, _float, _int, _read, require_https_url
+        from console.settings import (
+            ConfigError,
+            _bool,
+            _choice,
+            _float,
+            _int,
+            _read,
+            require_https_url,
+        )
 
         backend = _choice(env, "SECRETS_BACKEND", Backend, Backend.NONE)
         if production and backend in REFUSED_IN_PRODUCTION:
@@ -73,6 +91,10 @@ class SecretsSettings:
             "webhook_overlap_hours": _int(env, "KEYS_WEBHOOK_OVERLAP_HOURS", 24, minimum=1,
                                           maximum=24 * 30),
             "cache_seconds": _int(env, "KEYS_CACHE_SECONDS", 30, minimum=1, maximum=3600),
+            "require_second_approver": _bool(env, "KEY_ACTIONS_REQUIRE_SECOND_APPROVER",
+                                             production),
+            "approval_minutes": _int(env, "KEY_ACTIONS_APPROVAL_MINUTES", 30, minimum=1,
+                                     maximum=24 * 60),
         }
         if backend is Backend.FILES:
             directory = _read(env, "SECRETS_FILES_DIR") or env.get("CREDENTIALS_DIRECTORY")

@@ -4,7 +4,6 @@ the console, only once it is complete; refusals exit 2 and leave no file behind.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 
 import pytest
@@ -14,6 +13,7 @@ from console.audit import Actor, AuditAction, offline, record
 from console.audit.export_format import key_fingerprint
 from console.audit.models import AuditEvent
 from console.audit.settings import AuditSettings
+from console.cli import os_user
 from tests.audit.conftest import keyed_settings
 
 settings = pytest.fixture(keyed_settings, name="settings")
@@ -48,7 +48,7 @@ def test_export_writes_a_file_that_verifies_offline_and_is_audited_as_the_cli_us
     assert offline.main([str(out), "--public-key", str(public_key_file)]) == 0
     assert "export valid: 2 events" in capsys.readouterr().out
     (audited,) = _exports(db_session)
-    assert (audited.actor_type, audited.actor_id) == ("cli", getpass.getuser())
+    assert (audited.actor_type, audited.actor_id) == ("cli", os_user())
     assert json.loads(audited.details)["file_sha256"] == document["file_sha256"]
     _no_stray_files(tmp_path)
 

@@ -13,12 +13,21 @@ from console.flows.approvals import Decision, change, decide, expire_due, pendin
 from console.flows.models import RequestStatus
 from console.flows.services import Flow, FlowChangeRefused, get_state, is_enabled
 from console.flows.settings import FlowsSettings
+from console.security.permissions import Role
 from console.settings import ConfigError, Settings
+from tests.support.console_users import add_console_user
 
 REQUESTER = Actor.cli("anna")
 APPROVER = Actor.cli("bob")
 POLICY = FlowsSettings(require_approval=frozenset({"decisioning"}), approval_minutes=30)
 NOW = dt.datetime(2026, 12, 7, 7, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _deciders(db_session):
+    """bob and carol are on-call engineers with console accounts (a decider must have one)."""
+    for name in ("bob", "carol"):
+        add_console_user(db_session, name, Role.ONCALL)
 
 
 def _events(db_session, action):
@@ -158,3 +167,34 @@ def test_a_request_racing_another_for_the_same_flow_is_refused_not_an_error(db_s
                          policy=POLICY, now=NOW)
     monkeypatch.undo()
     assert pending(db_session, NOW) == [first]
+
+
+@pytest.mark.parametrize("who, refusal", [
+    ("dave", "not a console user"),  # a shell account nobody mapped to a console user
+    ("vera", "does not hold the kill_switches permission"),  # a viewer
+    ("olga", "is disabled"),
+])
+def test_only_a_console_user_holding_kill_switches_can_decide(db_session, who, refusal):
+    add_console_user(db_session, "vera", Role.VIEWER)
+    add_console_user(db_session, "olga", Role.ONCALL, disabled=True)
+    request = _request(db_session)
+    for decision in (Decision.APPROVE, Decision.REJECT):
+        with pytest.raises(FlowChangeRefused, match=refusal):
+            decide(db_session, Actor.cli(who), request.id, decision, now=NOW)
+    assert request.status == RequestStatus.PENDING and is_enabled(db_session, Flow.DECISIONING)
+    assert not _events(db_session, AuditAction.FLOW_CHANGE_APPROVE)
+
+
+def test_a_system_actor_never_decides(db_session):
+    request = _request(db_session)
+    with pytest.raises(FlowChangeRefused, match="a person must"):
+        decide(db_session, Actor.system("bob"), request.id, Decision.APPROVE, now=NOW)
+
+
+def test_a_second_approval_is_refused_and_the_change_applied_once(db_session):
+    request = _request(db_session)
+    decide(db_session, APPROVER, request.id, Decision.APPROVE, now=NOW)
+    with pytest.raises(FlowChangeRefused, match="already approved"):
+        decide(db_session, Actor.cli("carol"), request.id, Decision.APPROVE, now=NOW)
+    assert len(_events(db_session, AuditAction.FLOW_SWITCH_DISABLE)) == 1
+    assert len(_events(db_session, AuditAction.FLOW_CHANGE_APPROVE)) == 1

@@ -3,6 +3,7 @@ exit 1 with the reason on refusal and never a traceback."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -10,12 +11,17 @@ from sqlalchemy import select
 
 from console.audit.models import AuditEvent
 from console.flows.services import Flow, get_state, is_enabled
+from console.security.permissions import Role
+from tests.support.console_users import add_console_user
 
 
 @pytest.fixture
-def as_user(monkeypatch):
+def as_user(monkeypatch, db_session):
+    # bob is an on-call engineer with a console account: the one a shell approval maps to.
+    add_console_user(db_session, "bob", Role.ONCALL)
+
     def become(name: str) -> None:
-        monkeypatch.setattr("getpass.getuser", lambda: name)
+        monkeypatch.setattr("console.cli.os_user", lambda: name)
 
     become("anna")
     return become
@@ -113,3 +119,25 @@ def test_pipeline_pause_follows_the_same_rules(cli, as_user, four_eyes, db_sessi
     result, request = cli("pipeline", "pause", "--reason", "INC-7", "--json")
     assert result.exit_code == 0 and request["status"] == "pending"
     assert is_enabled(db_session, Flow.PROCESSING)
+
+
+def test_a_shell_approval_needs_a_console_account_holding_kill_switches(cli, as_user,
+                                                                        four_eyes, db_session):
+    add_console_user(db_session, "vera", Role.VIEWER)
+    _, request = cli("flows", "disable", "decisioning", "--reason", "INC-8", "--json")
+    for who, refusal in (("root", "not a console user"),
+                         ("vera", "does not hold the kill_switches permission")):
+        as_user(who)
+        result, refused = cli("flows", "approve", str(request["request"]), "--json")
+        assert result.exit_code == 1 and refusal in refused["error"]
+    assert is_enabled(db_session, Flow.DECISIONING)
+
+
+def test_the_shell_user_comes_from_the_process_not_the_environment(monkeypatch):
+    import pwd
+
+    from console.cli import cli_actor
+
+    monkeypatch.setenv("USER", "bob")
+    monkeypatch.setenv("LOGNAME", "bob")
+    assert cli_actor().id == pwd.getpwuid(os.geteuid()).pw_name

@@ -22,6 +22,8 @@ PERSONA_ROLES: dict[str, tuple[Role, ...]] = {
     "oncall": (Role.ONCALL,),
     # A second on-call engineer, for four-eyes approvals (not an IdP persona).
     "oncall2": (Role.ONCALL,),
+    # A second admin, for four-eyes key and credential actions.
+    "admin2": (Role.ADMIN,),
     "compliance": (Role.COMPLIANCE,),
     "admin": (Role.ADMIN,),
     "multi": (Role.VIEWER, Role.COMPLIANCE),
