@@ -11,7 +11,7 @@ from console.audit.actions import AuditAction, Outcome
 from console.audit.checkpoints import NO_KEY, verify_log
 from console.audit.export import ExportNotConfigured, ExportRefused, ExportWindow, export_log
 from console.audit.export_format import key_fingerprint, public_key_file_text, public_key_filename
-from console.audit.queries import PAGE_SIZE, AuditFilter, search
+from console.audit.queries import PAGE_SIZE, AuditFilter, search, text_problem
 from console.audit.services import record
 from console.audit.settings import KEY_VARIABLE
 from console.auth.sessions import now
@@ -47,8 +47,13 @@ def _criteria() -> AuditFilter:
     if outcome and outcome not in {o.value for o in Outcome}:
         abort(400, description="outcome must be success, failure or denied")
     until = _date("until")
+    # Free text keeps inner spaces and any punctuation; only control characters are refused.
+    query = request.args.get("q", "").strip()
+    if problem := text_problem(query):
+        abort(400, description=problem)
     return AuditFilter(
-        actor=_text("actor"), action=_text("action"), target=_text("target"), outcome=outcome,
+        actor=_text("actor"), action=_text("action"), target=_text("target"),
+        target_type=_text("target_type"), outcome=outcome, text=query or None,
         since=_date("since"), until=until + dt.timedelta(days=1) if until else None,
         before_seq=request_params.integer("before", request.args.get("before")),
     )
