@@ -2,7 +2,7 @@
 
 Free text (``AuditFilter.text``) is a case-insensitive substring of one searchable string per
 row: actor, action, target and the stored details (reasons, changes, filters). On PostgreSQL a
-trigram GIN index over the very same expression (migration 0018_audit_search_retention) serves
+trigram GIN index over the very same expression (migration 0017_audit_search) serves
 ``LIKE '%...%'``; SQLite scans, which suits the embedded default's size.
 """
 

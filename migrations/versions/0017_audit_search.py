@@ -5,16 +5,15 @@ index scan rather than a walk of the whole log. SQLite has no trigram index: it 
 suits the embedded default. pg_trgm is a trusted extension (PostgreSQL 13+), so the database
 owner can create it without superuser rights.
 
-Revision ID: 0018_audit_search_retention
-Revises: 0015_metric_totals (re-chained onto 0017_audit_export at merge)
+Revision ID: 0017_audit_search
+Revises: 0016_key_action_approvals
 Create Date: 2026-12-07
 """
 
 from alembic import op
 
-revision = "0018_audit_search_retention"
-# TODO(merge): 0017_audit_export once the export branch lands.
-down_revision = "0015_metric_totals"
+revision = "0017_audit_search"
+down_revision = "0016_key_action_approvals"
 branch_labels = None
 depends_on = None
 
