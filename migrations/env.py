@@ -18,7 +18,7 @@ def render_item(type_, obj, autogen_context):
 
 # PostgreSQL-only expression indexes that migrations create by hand and the models cannot
 # declare (SQLite has no equivalent): ix_audit_event_search is the trigram index of
-# console.audit.queries.search_text() (0018_audit_search_retention).
+# console.audit.queries.search_text() (0017_audit_search).
 MIGRATION_ONLY_INDEXES = frozenset({"ix_audit_event_search"})
 
 
