@@ -31,6 +31,16 @@ def test_target_filter_finds_every_event_about_that_target_newest_first(history)
     assert _actors(history, target="card-3") == []
 
 
+def test_target_type_tells_apart_two_objects_that_share_an_id(history):
+    record(history, actor=Actor.cli("fourth"), action=AuditAction.AUDIT_LOG_VIEW,
+           target=Target("user", "card-1"), at=DAY_ONE + 3 * DAY)
+    history.flush()
+    assert _actors(history, target="card-1") == ["fourth", "third", "first"]
+    assert _actors(history, target="card-1", target_type="card") == ["third", "first"]
+    assert _actors(history, target="card-1", target_type="user") == ["fourth"]
+    assert _actors(history, target_type="flow") == []
+
+
 def test_the_time_window_includes_its_start_and_excludes_its_end(history):
     assert _actors(history, since=DAY_ONE + DAY) == ["third", "second"]
     assert _actors(history, until=DAY_ONE + DAY) == ["first"]
