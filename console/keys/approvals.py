@@ -141,7 +141,8 @@ def _run(session: Session, actor: Actor, ctx: KeyContext, action: KeyAction, par
                                     environment=environment, at=at, reason=reason, **extra)
     store = ctx.store
     if action is KeyAction.CARD_DATA_GENERATE:
-        return card_data_keys.generate(session, _need_store(store), environment=environment,
+        return card_data_keys.generate(session, card_data_keys.require_store(store),
+                                       environment=environment,
                                        actor=actor, bits=params["bits"], at=at)
     if action is KeyAction.CARD_DATA_ACTIVATE:
         return card_data_keys.activate(session, params["kid"], environment=environment,
@@ -149,14 +150,10 @@ def _run(session: Session, actor: Actor, ctx: KeyContext, action: KeyAction, par
     if action is KeyAction.CARD_DATA_RETIRE:
         return card_data_keys.retire(session, params["kid"], environment=environment,
                                      actor=actor, reason=reason, at=at)
-    return card_data_keys.revoke(session, _need_store(store), params["kid"],
+    return card_data_keys.revoke(session, card_data_keys.require_store(store), params["kid"],
                                  environment=environment, actor=actor, reason=reason, at=at)
 
 
-def _need_store(store: SecretStore | None) -> SecretStore:
-    if store is None:
-        raise SecretStoreError("no secret store is configured: card-data keys are unavailable")
-    return store
 
 
 # --- checking and describing a request before it is filed ------------------------------------
@@ -217,7 +214,7 @@ def _prepare(session: Session, ctx: KeyContext, action: KeyAction,
             raise card_data_keys.CardDataKeyError(
                 f"key size must be {contract.CARD_DATA_KEY_MIN_BITS}.."
                 f"{card_data_keys.MAX_BITS} bits")
-        _need_store(ctx.store)
+        card_data_keys.require_store(ctx.store)
         return (f"card_data:{environment}:generate", f"{VERBS[action]} (RSA {bits})",
                 {"bits": bits})
     key = card_data_keys.get_key(session, params["kid"], environment)

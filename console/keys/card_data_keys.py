@@ -200,9 +200,14 @@ def configured_store(app) -> SecretStore:
     """The app's secret store (``SECRETS_BACKEND``, console.secrets.factory); card-data keys
     cannot be used without one."""
     from console.secrets.factory import app_store
+
+    return require_store(app_store(app))
+
+
+def require_store(store: SecretStore | None) -> SecretStore:
+    """``store``, or SecretStoreError saying card-data keys need one."""
     from console.secrets.store import SecretStoreError
 
-    store = app_store(app)
     if store is None:
         raise SecretStoreError("no secret store is configured: card-data keys are unavailable")
     return store
