@@ -8,6 +8,7 @@ import html
 import re
 
 import pytest
+from sqlalchemy import select
 
 from console.audit import Actor, AuditAction, Target, record
 from console.auth.models import User
@@ -19,6 +20,7 @@ from console.keys import card_data_keys
 from console.keys.inventory import Kind
 from console.keys.models import Credential
 from console.secrets.memory import MemorySecretStore
+from console.transactions.models import TransactionPosting
 from console.transactions.settings import LifecycleSettings
 from tests.support.ids import letters, new_id
 from tests.transactions.support import Bodies, Driver
@@ -101,7 +103,12 @@ def test_rules_page_links_each_versions_history(as_compliance, db_session):
 
 def test_flows_page_links_each_flows_history(as_compliance, db_session):
     flows = list(Flow)
+    set_flow(db_session, ACTOR, flows[0], enabled=False, reason="CHG-1 history test")
     _check(db_session, as_compliance, "/flows/", "flow", flows[0].value, flows[1].value)
+    # The switch's own event (console.flows.services) is under the same target as the link's.
+    log = _follow(as_compliance, as_compliance.get("/flows/").get_data(as_text=True), "flow",
+                  flows[0].value)
+    assert AuditAction.FLOW_SWITCH_DISABLE.value in log
 
 
 def test_users_page_links_each_users_history(as_admin, sign_in, app, db_session):
@@ -136,3 +143,14 @@ def test_without_the_audit_permission_no_history_link(as_viewer, db_session):
     page = as_viewer.get(f"/cards/{card.token_id}").get_data(as_text=True)
     assert 'data-testid="history-link"' not in page
     assert 'data-testid="history-link"' not in as_viewer.get("/flows/").get_data(as_text=True)
+
+
+def test_transaction_page_links_each_failed_postings_history(as_compliance, db_session, driver):
+    token, presentment = new_id("tok"), new_id("pres")
+    driver.run(Bodies(token).presentment(None, 1_200, id_=presentment))  # unknown card: fails
+    transaction = driver.transaction(link_key=f"presentment:{presentment}")
+    posting = db_session.scalar(select(TransactionPosting).where(
+        TransactionPosting.finci_id == presentment))
+    assert posting.status == "failed"
+    _check(db_session, as_compliance, f"/transactions/{transaction.id}", "transaction_posting",
+           str(posting.id), str(posting.id + 1000))
