@@ -81,6 +81,13 @@ def make_engine(url: str, *, connect_timeout_s: int = 1, pool_timeout_s: float =
         connect_args={
             "connect_timeout": connect_timeout_s,
             "application_name": "finci-console",
+            # psycopg prepares a statement on its fifth run, and from the sixth PostgreSQL may
+            # switch it to one generic plan for every parameter value. For a time-window count
+            # over millions of rows that plan ignores how narrow the window is: measured with
+            # bench/panels.py at 200,000 transactions, a panels request went from 40 ms to 140
+            # ms once its statements turned generic (650 ms at a million). Planning each run
+            # costs microseconds on these statements; a wrong plan costs a hundred ms.
+            "options": "-c plan_cache_mode=force_custom_plan",
         },
     )
 
