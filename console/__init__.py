@@ -15,6 +15,7 @@ from console import errors, navigation, request_params, unit_of_work
 from console.auth import access as auth_access
 from console.db import Database
 from console.htmx import htmx
+from console.keys import usage as key_usage
 from console.observability import logging as console_logging
 from console.observability import request_ids
 from console.security import csrf, headers, permissions, query_masking
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     csrf.init_app(app, exempt_blueprints=MACHINE_BLUEPRINTS)
     permissions.init_app(app)
     unit_of_work.init_app(app, database or Database.from_settings(settings))
+    key_usage.init_app(app, settings, app.extensions["database"])
     errors.init_app(app)
     navigation.init_app(app)
     htmx.init_app(app)

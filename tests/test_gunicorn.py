@@ -1,5 +1,6 @@
 """The console as production runs it: gunicorn, TLS, startup checks in the master process."""
 
+import json
 import secrets
 import stat
 import subprocess
@@ -39,6 +40,28 @@ def test_serves_https_pages_with_the_environment_banner(initialised, tmp_path, p
         assert requests.get(server.url + "/readyz", verify=server.verify, timeout=5).json()[
             "status"] == "ok"
     pan_scanner.scan(server.output(), "gunicorn")
+
+
+def test_requests_over_the_tls_it_serves_mark_the_certificate_used(initialised, tmp_path):
+    server = Gunicorn(initialised, tls_dir=tmp_path)
+    recorded = _flask(server.env, "keys", "record-configured")
+    assert recorded.returncode == 0, recorded.stderr
+
+    def tls_row():
+        listed = _flask(server.env, "keys", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        rows = [r for r in json.loads(listed.stdout)["credentials"]
+                if r["kind"] == "tls_certificate"]
+        assert len(rows) == 1, rows
+        return rows[0]
+
+    assert tls_row()["last_used_at"] is None
+    with server:
+        requests.get(server.url + "/auth/login", verify=server.verify, timeout=5)
+        deadline = time.monotonic() + 10  # written once the answer has been sent
+        while tls_row()["last_used_at"] is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert tls_row()["last_used_at"] is not None
 
 
 # A complete production configuration, so the only thing wrong is the database's environment.

@@ -43,6 +43,8 @@ from console.auth.oidc import (
 )
 from console.auth.services import Identity, LoginRefused
 from console.auth.sessions import now
+from console.keys import usage as key_usage
+from console.keys.inventory import Kind
 from console.security import csrf
 from console.security.headers import allow_form_action
 from console.security.permissions import public
@@ -186,6 +188,11 @@ def callback():
         return _sign_in_failed("code_missing", next_url=pending.next_url)
     try:
         tokens = client.redeem(code, pending, _callback_url())
+    except OidcError as error:
+        return _sign_in_failed(error.reason, next_url=pending.next_url)
+    # The identity provider redeemed the code with our client secret: that secret is in use.
+    key_usage.used_after_response(Kind.SSO_CLIENT_SECRET)
+    try:
         claims = client.validate_id_token(
             tokens["id_token"], nonce=pending.nonce, now=now(),
             max_auth_age_s=_settings().auth.step_up_max_age_seconds if pending.step_up else None)

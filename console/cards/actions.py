@@ -34,6 +34,8 @@ from console.db import utcnow
 from console.finci import card_api, card_status
 from console.finci.card_status import OperatorAction, TransitionRefused
 from console.flows.services import Flow, is_enabled
+from console.keys import usage as key_usage
+from console.keys.inventory import Kind
 from console.monitoring.event_counts import CARD_UPDATE_FAILURES, count_event
 from console.transactions.settings import LifecycleSettings
 
@@ -58,6 +60,8 @@ def card_api_client(settings: LifecycleSettings, **options) -> card_api.CardApiC
     if not settings.card_api_configured:
         raise ActionRefused("the FINCI Card API is not configured (FINCI_API_BASE_URL)")
     assert settings.api_base_url and settings.api_token and settings.api_secret  # noqa: S101
+    options.setdefault("on_accepted", key_usage.marker(Kind.FINCI_API_TOKEN,
+                                                       Kind.FINCI_API_SECRET))
     return card_api.CardApiClient(settings.api_base_url, settings.api_token, settings.api_secret,
                                   allow_http=settings.api_base_url.startswith("http://"),
                                   **options)

@@ -207,6 +207,7 @@ class CardApiClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         allow_http: bool = False,
+        on_accepted: Callable[[], None] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         # Plain HTTP only when explicitly allowed (local fakes in tests): FINCI requires TLS.
@@ -242,6 +243,9 @@ class CardApiClient:
         self._sleep = sleep
         # Jitter only spreads retries out; it needs no cryptographic randomness.
         self._rng = rng if rng is not None else random.Random()  # noqa: S311
+        # Called when FINCI accepted our credentials (a success, or its own error envelope on
+        # anything but 401/403): the inventory's "last used" for the token and secret.
+        self._on_accepted = on_accepted
 
     def __repr__(self) -> str:
         return f"CardApiClient(base_url={self._origin + self._base_path!r})"
@@ -329,6 +333,9 @@ class CardApiClient:
                 raise CardApiError(ErrorKind.TRANSPORT, attempts=attempt) from None
             else:
                 if status != 429 and status < 500:
+                    if self._on_accepted is not None and status not in (401, 403) and (
+                            200 <= status < 300 or _envelope(raw) is not None):
+                        self._on_accepted()
                     return _interpret(status, raw, attempt, self._redact)
                 envelope = _envelope(raw)
                 errors = _clean_errors(envelope.get("errors"), self._redact) if envelope else ()

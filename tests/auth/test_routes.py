@@ -214,3 +214,45 @@ def test_step_up_as_someone_else_is_refused(app, client, browser, db_session):
     assert json.loads(_audit(db_session, "auth.session.step_up")[-1].details)["reason"] == \
         "step_up_other_user"
     assert "operator" in client.get("/").get_data(as_text=True)  # still the operator
+
+
+def _sso_secret(db_session):
+    from console.audit.services import Actor
+    from console.keys import inventory
+    from console.keys.inventory import Kind
+    from tests.auth.conftest import CLIENT_SECRET
+
+    credential = inventory.create(
+        db_session, Actor.system("test"), kind=Kind.SSO_CLIENT_SECRET, name="OIDC_CLIENT_SECRET",
+        environment="sandbox", fingerprint=inventory.fingerprint(CLIENT_SECRET.encode()),
+        at=dt.datetime.now(dt.UTC), reason="test", activate=True)
+    db_session.commit()
+    return credential
+
+
+def _last_used(db_session, credential):
+    db_session.expire_all()
+    return db_session.get(type(credential), credential.id).last_used_at
+
+
+def test_a_redeemed_code_marks_the_sso_client_secret_used(client, browser, db_session):
+    credential = _sso_secret(db_session)
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    response = sso_login(client, browser, "viewer")
+    assert response.status_code == 302
+    assert _last_used(db_session, credential) is None  # not before the answer has been sent
+    response.close()  # what the WSGI server does once the answer is sent
+    assert _last_used(db_session, credential) >= before
+
+
+def test_a_callback_refused_before_redeeming_leaves_the_secret_unused(client, browser,
+                                                                       db_session):
+    credential = _sso_secret(db_session)
+    callback = complete_login(browser, _authorize_url(client), "viewer")
+    parts = urlsplit(callback)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query["state"] = "tampered"
+    response = client.get(f"{parts.path}?{urlencode(query)}")
+    assert response.status_code == 400
+    response.close()
+    assert _last_used(db_session, credential) is None

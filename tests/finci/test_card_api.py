@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import hmac
 import json
@@ -588,3 +589,26 @@ def test_injected_session_is_used_and_left_open(finci):
         assert session.get(finci.url + "/ping", timeout=2).status_code == 200
     finally:
         session.close()
+
+
+# --- "last used" for the token and secret ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("replies", "accepted"), [
+    ([Reply()], 1),
+    # FINCI read the signed request and answered in its own envelope: the credentials worked.
+    ([Reply(404, {"status": "error", "errors": ["card_not_found"]})], 1),
+    ([Reply(401, {"status": "error", "errors": ["unauthorized"]})], 0),
+    ([Reply(403, {"status": "error", "errors": ["forbidden"]})], 0),
+    ([Reply(404, b"<html>not found</html>")], 0),  # not FINCI answering (a proxy, a wrong URL)
+    ([Reply(503)] * 3, 0),
+    ([Reply(503), Reply()], 1),
+])
+def test_on_accepted_fires_only_when_finci_accepted_the_credentials(finci, make_client,
+                                                                     replies, accepted):
+    finci.replies.extend(replies)
+    calls = []
+    client = make_client(on_accepted=lambda: calls.append(1))
+    with contextlib.suppress(CardApiError):
+        client.update_card_status("tok_1", "deactivated")
+    assert len(calls) == accepted
