@@ -12,8 +12,8 @@ requester in the request's audit row) or rejects. The rules of four eyes are
 No secret value is ever written to the request: a new webhook secret is staged in the secret
 store when it is asked for (``webhook/<environment>/<fingerprint>``, the name it would get
 anyway) and the request names it; until approved it is in no inventory row, so ingress never
-trusts it. A rejected or cancelled request deletes what it staged; the expiry job has no store
-at hand and leaves it (untrusted) for the next rotation to overwrite.
+trusts it. A rejected, cancelled or expired request deletes what it staged (a store that cannot
+delete it leaves it, untrusted, for the next rotation to overwrite).
 """
 
 from __future__ import annotations
@@ -327,9 +327,11 @@ def pending(session: Session, environment: str,
     return four_eyes.pending(session, _kind(None), now, environment=str(environment))
 
 
-def expire_due(session: Session, now: dt.datetime | None = None) -> list[int]:
-    """Scheduled: pending key requests past their expiry become expired (audited)."""
-    return four_eyes.expire_due(session, _kind(None), now)
+def expire_due(session: Session, now: dt.datetime | None = None,
+               ctx: KeyContext | None = None) -> list[int]:
+    """Scheduled: pending key requests past their expiry become expired (audited); with ``ctx``
+    (its secret store), what they staged is deleted."""
+    return four_eyes.expire_due(session, _kind(ctx), now)
 
 
 def describe(result: Any) -> str:

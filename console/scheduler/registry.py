@@ -39,9 +39,12 @@ def _expire_flow_requests(session: Session, _actor: Actor, now: dt.datetime) -> 
 
 
 def _expire_key_requests(session: Session, _actor: Actor, now: dt.datetime) -> str:
-    from console.keys.approvals import expire_due
+    from flask import current_app, has_app_context
 
-    expired = expire_due(session, now)
+    from console.keys.approvals import KeyContext, expire_due
+
+    # The job runs in the app's context (its secret store): staged secrets are deleted too.
+    expired = expire_due(session, now, KeyContext.of(current_app) if has_app_context() else None)
     return f"expired {', '.join(f'#{i}' for i in expired)}" if expired else "nothing due"
 
 

@@ -171,3 +171,22 @@ def test_the_setting_defaults_on_in_production_off_in_a_sandbox_and_is_validated
     from console.secrets.settings import SecretsSettings
 
     assert SecretsSettings.from_env({}, production=True).require_second_approver is True
+
+
+def test_the_expiry_job_deletes_what_an_expired_request_staged(app, db_session, ctx):
+    from console.scheduler.registry import _expire_key_requests
+    from tests.keys.conftest import use_store
+
+    secret = WebhookSecret.generate()
+    request = approvals.perform(db_session, ANNA, ctx, KeyAction.WEBHOOK_SECRET_ADD,
+                                reason="CHG-1", at=NOW, value=secret.export(),
+                                overlap_hours=24).request
+    name = f"webhook/sandbox/{secret.fingerprint}"
+    use_store(app, ctx.store)  # the store the running console reads
+    with app.app_context():
+        summary = _expire_key_requests(db_session, Actor.system("scheduler"),
+                                       NOW + dt.timedelta(minutes=31))
+    assert summary == f"expired #{request.id}" and request.status == RequestStatus.EXPIRED
+    with pytest.raises(Exception):  # noqa: B017 - the store's own "not found"
+        ctx.store.get(name)
+    assert inventory.find(db_session, Kind.WEBHOOK_SECRET, secret.fingerprint, "sandbox") is None
