@@ -39,7 +39,7 @@ SKIPPED = {"static", "auth.logout", "users.disable", "ingress.receive"}
 PATH_VALUES = {"flow_name": "processing", "token_id": "tok_abc", "decision": "approve",
                "action": "revoke",
                "kid": "cd-sandbox-abc",
-               "check_id": "dead_letters"}
+               "check_id": "dead_letters", "seq": "1"}
 
 # Values that broke a parser or the database at least once; hypothesis adds random text.
 HOSTILE = [

@@ -9,8 +9,10 @@ from flask import Blueprint, abort, current_app, render_template, request, send_
 from console import navigation, request_params
 from console.audit.actions import AuditAction, Outcome
 from console.audit.checkpoints import NO_KEY, verify_log
+from console.audit.diff import present
 from console.audit.export import ExportNotConfigured, ExportRefused, ExportWindow, export_log
 from console.audit.export_format import key_fingerprint, public_key_file_text, public_key_filename
+from console.audit.models import AuditEvent
 from console.audit.queries import PAGE_SIZE, AuditFilter, search, text_problem
 from console.audit.services import record
 from console.audit.settings import KEY_VARIABLE
@@ -71,10 +73,26 @@ def log():
     if len(events) > PAGE_SIZE:
         older_url = url_for("audit.log", **{**request.args.to_dict(),
                                             "before": events[PAGE_SIZE - 1].seq})
-    context = {"events": events[:PAGE_SIZE], "older_url": older_url, "args": request.args}
+    context = {"events": events[:PAGE_SIZE], "older_url": older_url, "args": request.args,
+               "present": present}
     if htmx and htmx.target == "audit-rows":
         return render_template("audit/_partials/_rows.html", **context)
     return render_template("audit/log.html", **context, export=_export_form())
+
+
+@bp.get("/events/<seq>")
+@require(Permission.VIEW_AUDIT)
+def event(seq: str):
+    """One event: who, what, when, from where, what it changed (a diff) and its chain hashes;
+    a link to paste into a ticket. Viewing it is audited like the log."""
+    number = request_params.integer("seq", seq, minimum=1)
+    session = request_session()
+    found = session.get(AuditEvent, number)
+    if found is None:
+        abort(404, description=f"there is no audit event #{number}")
+    record(session, actor=current_actor(), action=AuditAction.AUDIT_LOG_VIEW,
+           details={"event": number})
+    return render_template("audit/event.html", e=found, shown=present(found.details))
 
 
 def _audit_settings():
