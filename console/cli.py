@@ -110,8 +110,11 @@ def audit_group():
 @click.option("--public-key", "public_key_file", type=click.Path(dir_okay=False),
               help="Check checkpoints with this PEM public key (default: the configured "
                    "AUDIT_EXPORT_SIGNING_KEY's).")
+@click.option("--checkpoint-dir", "checkpoint_dir", type=click.Path(file_okay=False),
+              help="Also check the checkpoint files kept in this directory (default: "
+                   "AUDIT_CHECKPOINT_DIR, when set).")
 @json_option
-def audit_verify(as_json: bool, public_key_file: str | None):
+def audit_verify(as_json: bool, public_key_file: str | None, checkpoint_dir: str | None):
     from console.audit.checkpoints import describe, verify_log
     from console.audit.export_format import MalformedExport
     from console.audit.offline import load_public_key
@@ -125,7 +128,8 @@ def audit_verify(as_json: bool, public_key_file: str | None):
         signing_key = settings().audit.export_signing_key
         public_key = signing_key.public_key() if signing_key is not None else None
     with database().transaction() as session:
-        result = verify_log(session, public_key)
+        result = verify_log(session, public_key,
+                            checkpoint_dir=checkpoint_dir or settings().audit.checkpoint_dir)
         record(session, actor=cli_actor(), action=AuditAction.AUDIT_CHAIN_VERIFY,
                outcome=Outcome.SUCCESS if result["ok"] else Outcome.FAILURE, details=result)
     emit(as_json, result, describe(result))

@@ -13,6 +13,7 @@ the job's status records each run.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from console.audit import checkpoint_files
 from console.audit.chain import GENESIS_HASH, timestamp_text, verify_rows
 from console.audit.checkpoint_format import checkpoint_problem, sign_checkpoint
 from console.audit.export_format import key_fingerprint
@@ -46,10 +48,41 @@ def _latest(session: Session):
 
 
 def sign_newest(session: Session, signing_key: Ed25519PrivateKey | None,
-                now: dt.datetime) -> str:
-    """Checkpoint the newest audit row if it is newer than the last checkpoint; a summary."""
+                now: dt.datetime, directory: str | None = None) -> str:
+    """Checkpoint the newest audit row if it is newer than the last checkpoint; a summary.
+    With ``directory`` (AUDIT_CHECKPOINT_DIR), every checkpoint not yet kept there is written
+    there too, before the new one reaches the database: a failed write fails the run."""
     if signing_key is None:
         return f"checkpoints off: {KEY_VARIABLE} is not set"
+    summary = _sign_newest(session, signing_key, now)
+    if directory is None:
+        return summary
+    kept = keep_outside(session, directory)
+    return summary + (f"; {kept} kept in {directory}" if kept else "")
+
+
+def keep_outside(session: Session, directory: str) -> int:
+    """Write the checkpoints newer than the newest file in ``directory``; how many."""
+    kept = [int(m.group(1)) for m in map(checkpoint_files.NAME.fullmatch,
+                                         _listing(directory)) if m]
+    written = 0
+    for checkpoint in session.scalars(select(AuditCheckpoint)
+                                      .where(AuditCheckpoint.seq > max(kept, default=0))
+                                      .order_by(AuditCheckpoint.seq)):
+        checkpoint_files.write(directory, checkpoint)
+        written += 1
+    return written
+
+
+def _listing(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError as error:
+        raise checkpoint_files.CheckpointFileError(
+            f"cannot read {directory}: {error.strerror or error}") from None
+
+
+def _sign_newest(session: Session, signing_key: Ed25519PrivateKey, now: dt.datetime) -> str:
     newest = session.scalar(select(func.max(AuditEvent.seq)))
     last = _latest(session)
     if newest is None or (last is not None and newest <= last.seq):
@@ -72,8 +105,8 @@ def sign_newest(session: Session, signing_key: Ed25519PrivateKey | None,
 
 def checkpoint_job(session: Session, _actor, now: dt.datetime) -> str:
     """The scheduler's ``audit.checkpoint`` job (runs in the app context, for its settings)."""
-    return sign_newest(session, current_app.extensions["settings"].audit.export_signing_key,
-                       now)
+    audit = current_app.extensions["settings"].audit
+    return sign_newest(session, audit.export_signing_key, now, audit.checkpoint_dir)
 
 
 @dataclass(frozen=True)
@@ -151,16 +184,27 @@ def uncovered(session: Session, now: dt.datetime) -> dict[str, Any] | None:
 
 
 def verify_log(session: Session, public_key: Ed25519PublicKey | None,
-               now: dt.datetime | None = None) -> dict[str, Any]:
+               now: dt.datetime | None = None, checkpoint_dir: str | None = None
+               ) -> dict[str, Any]:
     """The chain walk and the checkpoints: the chain report's keys (ok, problem, broken_seq
-    naming the first problem of either) plus ``checkpoints`` (with ``uncovered``: old events
-    past the newest checkpoint, a warning rather than a failure)."""
+    naming the first problem of any) plus ``checkpoints`` (with ``uncovered``: old events
+    past the newest checkpoint, a warning rather than a failure) and, with ``checkpoint_dir``,
+    ``checkpoint_files``: the checkpoints kept outside the database, checked the same way."""
     chain = verify_chain(session)
     checkpoints = verify_checkpoints(session, public_key)
     result = chain.as_dict() | {"checkpoints": checkpoints.as_dict()
-                                | {"uncovered": uncovered(session, now or utcnow())}}
-    if chain.ok and not checkpoints.ok:
-        result.update(ok=False, broken_seq=checkpoints.seq, problem=checkpoints.problem)
+                                | {"uncovered": uncovered(session, now or utcnow())},
+                                "checkpoint_files": None}
+    failures = [checkpoints] if not checkpoints.ok else []
+    if checkpoint_dir is not None:
+        files = checkpoint_files.verify_files(
+            checkpoint_dir, public_key,
+            lambda seq: session.scalar(select(AuditEvent.row_hash).where(AuditEvent.seq == seq)),
+            no_key=NO_KEY)
+        result["checkpoint_files"] = files.as_dict()
+        failures += [] if files.ok else [files]
+    if chain.ok and failures:
+        result.update(ok=False, broken_seq=failures[0].seq, problem=failures[0].problem)
     return result
 
 
@@ -183,4 +227,18 @@ def describe(result: dict[str, Any]) -> str:
         line = f"checkpoints: FAILED after {cp['checked']} verified: {cp['problem']}"
     if cp["uncovered"]:
         line += f"\nWARNING: {cp['uncovered']['warning']}"
+    files = result.get("checkpoint_files")
+    if files is not None:
+        line += "\n" + _describe_files(files)
     return f"{chain}\n{line}"
+
+
+def _describe_files(files: dict[str, Any]) -> str:
+    where = f"checkpoint files in {files['directory']}"
+    if files["status"] == "verified":
+        return f"{where}: {files['checked']} verified, latest #{files['latest_seq']}"
+    if files["status"] == "none":
+        return f"{where}: none yet"
+    if files["status"] == NO_KEY:
+        return f"{where}: {NO_KEY}: {files['count']} kept"
+    return f"{where}: FAILED after {files['checked']} verified: {files['problem']}"

@@ -115,7 +115,8 @@ def verify():
     rewritten with every hash recomputed still fails here."""
     session = request_session()
     key = _audit_settings().export_signing_key
-    report = verify_log(session, key.public_key() if key else None)
+    report = verify_log(session, key.public_key() if key else None,
+                        checkpoint_dir=_audit_settings().checkpoint_dir)
     record(session, actor=current_actor(), action=AuditAction.AUDIT_CHAIN_VERIFY,
            outcome=Outcome.SUCCESS if report["ok"] else Outcome.FAILURE, details=report)
     return render_template("audit/_partials/_verify.html", report=report,

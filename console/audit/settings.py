@@ -5,10 +5,15 @@ secrets, every problem named at start, secret values never echoed).
 unencrypted), that signs export manifests. Without it the console runs and refuses exports.
 Generate one with ``openssl genpkey -algorithm ed25519``.
 ``AUDIT_EXPORT_MAX_ROWS``: the largest export, in events (a narrower window is needed beyond).
+``AUDIT_CHECKPOINT_DIR``: an existing directory, on storage the database's writers cannot
+change (another volume, a write-once bucket mounted as a directory), where every signed
+checkpoint is also kept (console.audit.checkpoint_files). Unset: checkpoints live in the
+database only.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -47,6 +52,7 @@ class AuditSettings:
     export_signing_key: Ed25519PrivateKey | None = field(default=None, repr=False,
                                                           compare=False)
     export_max_rows: int = DEFAULT_MAX_ROWS
+    checkpoint_dir: str | None = None
 
     @property
     def export_configured(self) -> bool:
@@ -61,4 +67,19 @@ class AuditSettings:
             export_signing_key=parse_signing_key(pem) if pem else None,
             export_max_rows=_int(environ, "AUDIT_EXPORT_MAX_ROWS", DEFAULT_MAX_ROWS,
                                  minimum=1, maximum=50_000_000),
+            checkpoint_dir=checkpoint_directory(environ.get("AUDIT_CHECKPOINT_DIR", "")),
         )
+
+
+def checkpoint_directory(value: str) -> str | None:
+    """AUDIT_CHECKPOINT_DIR as an absolute path, or ConfigError unless it is a directory."""
+    from console.settings import ConfigError
+
+    value = value.strip()
+    if not value:
+        return None
+    path = os.path.abspath(value)
+    if "\x00" in value or not os.path.isdir(path):
+        raise ConfigError(f"AUDIT_CHECKPOINT_DIR={value!r} is not an existing directory "
+                          "(create it on storage the database's writers cannot change)")
+    return path

@@ -112,3 +112,13 @@ def test_the_event_page_is_for_who_may_read_the_log(as_viewer, db_session):
     event = _details(db_session, before={"a": 1}, after={"a": 2})
     db_session.flush()
     assert as_viewer.get(f"/audit/events/{event.seq}").status_code == 403
+
+
+def test_changes_far_apart_are_two_hunks_with_a_gap_between(db_session):
+    after = {"rules": [dict(r, limit=r["limit"] + (1 if i in (2, 25) else 0))
+                       for i, r in enumerate(RULES_BEFORE["rules"])]}
+    event = _details(db_session, before={"rules": RULES_BEFORE["rules"]}, after=after)
+    (rules,) = present(event.details).changes
+    kinds = [line.kind for line in rules.lines]
+    assert kinds.count("gap") == 1 and kinds.count("added") == 2
+    assert kinds.index("gap") > kinds.index("added")
