@@ -116,9 +116,11 @@ class Demo:
         api_secret = self._secret("finci_api_secret", lambda: secrets.token_urlsafe(32))
         audit_key = self._secret("audit_export_signing_key", _ed25519_pem)
         master_key = self._master_key()
+        checkpoints = self.state / "audit-checkpoints"
+        checkpoints.mkdir(mode=0o700, exist_ok=True)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("CONSOLE_", "OIDC_", "FINCI_", "DATABASE_", "SECRET_KEY",
-                                    "AUDIT_EXPORT_"))}
+                                    "AUDIT_EXPORT_", "AUDIT_CHECKPOINT_"))}
         # The console's own configuration, the same for every process and for `.demo/env`.
         # Secrets only as *_FILE paths: the values stay in their 0600 files in the state folder
         # and never appear in an environment listing, the env file or a log.
@@ -138,6 +140,8 @@ class Demo:
             "FINCI_API_TOKEN_FILE": str(api_token),
             "FINCI_API_SECRET_FILE": str(api_secret),
             "AUDIT_EXPORT_SIGNING_KEY_FILE": str(audit_key),
+            # Signed checkpoints kept outside the database too (console.audit.checkpoint_files).
+            "AUDIT_CHECKPOINT_DIR": str(checkpoints),
             # The embedded secret store (card-data private keys, rotated webhook secrets).
             "SECRETS_BACKEND": "local",
             "SECRETS_LOCAL_DIR": str(self.state / "secrets"),
