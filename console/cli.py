@@ -129,12 +129,29 @@ def audit_verify(as_json: bool, public_key_file: str | None, checkpoint_dir: str
         public_key = signing_key.public_key() if signing_key is not None else None
     with database().transaction() as session:
         result = verify_log(session, public_key,
-                            checkpoint_dir=checkpoint_dir or settings().audit.checkpoint_dir)
+                            checkpoint_dir=checkpoint_dir or settings().audit.checkpoint_dir,
+                            archive_dir=settings().audit.archive_dir)
         record(session, actor=cli_actor(), action=AuditAction.AUDIT_CHAIN_VERIFY,
                outcome=Outcome.SUCCESS if result["ok"] else Outcome.FAILURE, details=result)
     emit(as_json, result, describe(result))
     if not result["ok"]:
         sys.exit(1)
+
+
+@audit_group.command("archive", help="Archive audit rows older than AUDIT_RETENTION_MONTHS "
+                     "to a signed bundle in AUDIT_ARCHIVE_DIR, verify it, then remove them.")
+@json_option
+def audit_archive(as_json: bool):
+    from console.audit.retention import RetentionRefused, archive_due
+
+    try:
+        with database().transaction() as session:
+            run = archive_due(session, cli_actor(), settings().audit)
+    except RetentionRefused as refused:
+        emit(as_json, {"summary": None, "archive": None, "refused": str(refused)},
+             f"retention stopped, nothing removed: {refused}")
+        sys.exit(1)
+    emit(as_json, run.as_dict(), run.summary)
 
 
 def register_commands(app: Flask) -> None:

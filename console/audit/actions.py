@@ -8,6 +8,7 @@ class AuditAction(StrEnum):
     DEPLOYMENT_ENVIRONMENT_RECORD = "system.environment.record"
     AUDIT_LOG_VIEW = "audit.log.view"
     AUDIT_LOG_EXPORT = "audit.log.export"
+    AUDIT_LOG_ARCHIVE = "audit.log.archive"
     AUDIT_CHAIN_VERIFY = "audit.chain.verify"
     AUDIT_CHECKPOINT_SIGN = "audit.checkpoint.sign"
     DEMO_DATA_SEED = "system.demo_data.seed"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from console.audit import export_format as fmt
 from console.audit.checkpoint_format import checkpoint_problem
+from console.audit.write_once import DifferentFileExists, write_once
 
 NAME = re.compile(r"audit-checkpoint-(\d{12})\.json")
 MAX_FILE_BYTES = 4096
@@ -44,39 +44,17 @@ def file_name(seq: int) -> str:
 
 def write(directory: str, checkpoint) -> Path:
     """Keep ``checkpoint`` (seq, hash, signed_at, key_id, signature) in ``directory``."""
-    data = fmt.checkpoint_line(checkpoint)
-    final = Path(directory) / file_name(checkpoint.seq)
-    temporary = Path(directory) / f".{final.name}.{secrets.token_hex(6)}.tmp"
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            os.write(descriptor, data)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        try:
-            os.link(temporary, final)
-        except FileExistsError:
-            if final.read_bytes() != data:
-                raise CheckpointFileError(
-                    f"{final} already holds a different checkpoint for row {checkpoint.seq}: "
-                    "refusing to replace it (was the directory shared with another "
-                    "console, or the database restored?)") from None
-        _sync_directory(directory)
+        return write_once(directory, file_name(checkpoint.seq),
+                          [fmt.checkpoint_line(checkpoint)])
+    except DifferentFileExists:
+        raise CheckpointFileError(
+            f"{Path(directory) / file_name(checkpoint.seq)} already holds a different "
+            f"checkpoint for row {checkpoint.seq}: refusing to replace it (was the directory "
+            "shared with another console, or the database restored?)") from None
     except OSError as error:
         raise CheckpointFileError(f"cannot write the checkpoint for row {checkpoint.seq} to "
                                   f"{directory}: {error.strerror or error}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
-    return final
-
-
-def _sync_directory(directory: str) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 @dataclass(frozen=True)
@@ -101,9 +79,12 @@ class FilesReport:
 
 
 def verify_files(directory: str, public_key: Ed25519PublicKey | None,
-                 chain_hash: Callable[[int], str | None], *, no_key: str) -> FilesReport:
+                 chain_hash: Callable[[int], str | None], *, no_key: str,
+                 after: int = 0) -> FilesReport:
     """Every checkpoint file in ``directory`` against ``public_key`` and the chain
-    (``chain_hash(seq)``: the row's hash, None when the chain has no such row)."""
+    (``chain_hash(seq)``: the row's hash, None when the chain has no such row). Files at or
+    before ``after`` (rows retention archived, whose checkpoints are in the bundle) are
+    counted, not checked."""
     try:
         names = sorted(n for n in os.listdir(directory) if NAME.fullmatch(n))
     except OSError as error:
@@ -115,6 +96,8 @@ def verify_files(directory: str, public_key: Ed25519PublicKey | None,
         return FilesReport(no_key, directory, len(names), latest_seq=latest)
     checked = 0
     for name, seq in zip(names, seqs, strict=True):
+        if seq <= after:
+            continue
         problem = _file_problem(Path(directory) / name, seq, public_key, chain_hash)
         if problem:
             return FilesReport("failed", directory, len(names), checked, latest, seq,

@@ -28,8 +28,9 @@ from console.audit.chain import GENESIS_HASH, timestamp_text, verify_rows
 from console.audit.checkpoint_format import checkpoint_problem, sign_checkpoint
 from console.audit.export_format import key_fingerprint
 from console.audit.models import AuditCheckpoint, AuditEvent
+from console.audit.retention import verify_archives
 from console.audit.settings import KEY_VARIABLE
-from console.audit.verify import iter_rows, verify_chain
+from console.audit.verify import archived_through, iter_rows, verify_chain
 from console.db import utcnow
 
 NO_KEY = "not checked (no key)"
@@ -133,9 +134,9 @@ class CheckpointReport:
                 "key_id": self.key_id, "seq": self.seq, "problem": self.problem}
 
 
-def _with_chain_hashes(session: Session, batch: int) -> Iterator:
-    """Checkpoints in seq order, each with the chain's row_hash at its seq (None: no row)."""
-    after = 0
+def _with_chain_hashes(session: Session, batch: int, after: int) -> Iterator:
+    """Checkpoints after ``after`` in seq order, each with the chain's row_hash at its seq
+    (None: no row)."""
     while True:
         chunk = session.execute(
             select(AuditCheckpoint.__table__, AuditEvent.row_hash.label("chain_hash"))
@@ -158,7 +159,8 @@ def verify_checkpoints(session: Session, public_key: Ed25519PublicKey | None,
         return CheckpointReport(NO_KEY, count, 0, latest_seq, latest_at)
     key_id = key_fingerprint(public_key)
     checked = 0
-    for checkpoint in _with_chain_hashes(session, batch):
+    # Checkpoints of archived rows travel in their archive bundle and are checked there.
+    for checkpoint in _with_chain_hashes(session, batch, archived_through(session)[0]):
         problem = checkpoint_problem(public_key, checkpoint, checkpoint.chain_hash)
         if problem:
             return CheckpointReport("failed", count, checked, latest_seq, latest_at, key_id,
@@ -184,23 +186,26 @@ def uncovered(session: Session, now: dt.datetime) -> dict[str, Any] | None:
 
 
 def verify_log(session: Session, public_key: Ed25519PublicKey | None,
-               now: dt.datetime | None = None, checkpoint_dir: str | None = None
-               ) -> dict[str, Any]:
+               now: dt.datetime | None = None, checkpoint_dir: str | None = None,
+               archive_dir: str | None = None) -> dict[str, Any]:
     """The chain walk and the checkpoints: the chain report's keys (ok, problem, broken_seq
     naming the first problem of any) plus ``checkpoints`` (with ``uncovered``: old events
     past the newest checkpoint, a warning rather than a failure) and, with ``checkpoint_dir``,
-    ``checkpoint_files``: the checkpoints kept outside the database, checked the same way."""
+    ``checkpoint_files``: the checkpoints kept outside the database, checked the same way;
+    ``archives``: retention's archives against their bundles in ``archive_dir``."""
     chain = verify_chain(session)
     checkpoints = verify_checkpoints(session, public_key)
     result = chain.as_dict() | {"checkpoints": checkpoints.as_dict()
                                 | {"uncovered": uncovered(session, now or utcnow())},
                                 "checkpoint_files": None}
-    failures = [checkpoints] if not checkpoints.ok else []
+    archives = verify_archives(session, public_key, archive_dir, no_key=NO_KEY)
+    result["archives"] = archives.as_dict()
+    failures = [report for report in (archives, checkpoints) if not report.ok]
     if checkpoint_dir is not None:
         files = checkpoint_files.verify_files(
             checkpoint_dir, public_key,
             lambda seq: session.scalar(select(AuditEvent.row_hash).where(AuditEvent.seq == seq)),
-            no_key=NO_KEY)
+            no_key=NO_KEY, after=archived_through(session)[0])
         result["checkpoint_files"] = files.as_dict()
         failures += [] if files.ok else [files]
     if chain.ok and failures:
@@ -227,6 +232,11 @@ def describe(result: dict[str, Any]) -> str:
         line = f"checkpoints: FAILED after {cp['checked']} verified: {cp['problem']}"
     if cp["uncovered"]:
         line += f"\nWARNING: {cp['uncovered']['warning']}"
+    archives = result.get("archives") or {"count": 0}
+    if archives["count"]:
+        line += "\n" + (f"archives: {archives['checked']} verified" if archives["status"] ==
+                        "verified" else f"archives: {archives['status']}"
+                        + (f": {archives['problem']}" if archives["problem"] else ""))
     files = result.get("checkpoint_files")
     if files is not None:
         line += "\n" + _describe_files(files)

@@ -92,12 +92,14 @@ def _describe(window: ExportWindow) -> str:
 
 def export_log(session: Session, *, actor: Actor, signing_key: Ed25519PrivateKey | None,
                window: ExportWindow, max_rows: int, at: dt.datetime | None = None,
-               spool_bytes: int = SPOOL_BYTES) -> AuditExport:
+               spool_bytes: int = SPOOL_BYTES, bounds: tuple[int, int] | None = None
+               ) -> AuditExport:
+    """``bounds`` (first, last seq) replaces the window's range: retention's archives."""
     if signing_key is None:
         raise ExportNotConfigured(
             f"audit export is not configured: set {KEY_VARIABLE} (or {KEY_VARIABLE}_FILE) to "
             "an Ed25519 private key in PEM")
-    bounds = seq_range(session, window)
+    bounds = bounds or seq_range(session, window)
     if bounds is None:
         raise ExportRefused(f"no audit events {_describe(window)}")
     first, last = bounds

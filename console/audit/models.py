@@ -71,3 +71,27 @@ class AuditCheckpoint(Base):
     key_id: Mapped[str] = mapped_column(String(80))
     # Base64 Ed25519 over checkpoint_format.checkpoint_bytes(seq, hash, signed_at, key_id).
     signature: Mapped[str] = mapped_column(String(100))
+
+
+class AuditArchive(Base):
+    """A signed bundle that holds audit rows ``first_seq``..``last_seq``, moved out of the table
+    by retention (console.audit.retention). Append-only; its rows may then be deleted, and only
+    they (the audit_event trigger allows DELETE at or below the newest ``last_seq``)."""
+
+    __tablename__ = "audit_archive"
+    __table_args__ = (CheckConstraint("first_seq > 0 AND last_seq >= first_seq", name="range"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    last_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                          unique=True)
+    count: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    # The hash the bundle's first row links to, and its last row's hash: the remaining log
+    # starts from ``last_hash``.
+    anchor_prev_hash: Mapped[str] = mapped_column(String(64))
+    last_hash: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str] = mapped_column(String(200))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(80))
+    archived_at: Mapped[dt.datetime]
+    archived_by: Mapped[str] = mapped_column(String(200))

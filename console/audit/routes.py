@@ -116,7 +116,8 @@ def verify():
     session = request_session()
     key = _audit_settings().export_signing_key
     report = verify_log(session, key.public_key() if key else None,
-                        checkpoint_dir=_audit_settings().checkpoint_dir)
+                        checkpoint_dir=_audit_settings().checkpoint_dir,
+                        archive_dir=_audit_settings().archive_dir)
     record(session, actor=current_actor(), action=AuditAction.AUDIT_CHAIN_VERIFY,
            outcome=Outcome.SUCCESS if report["ok"] else Outcome.FAILURE, details=report)
     return render_template("audit/_partials/_verify.html", report=report,

@@ -9,6 +9,9 @@ Generate one with ``openssl genpkey -algorithm ed25519``.
 change (another volume, a write-once bucket mounted as a directory), where every signed
 checkpoint is also kept (console.audit.checkpoint_files). Unset: checkpoints live in the
 database only.
+``AUDIT_ARCHIVE_DIR``: an existing directory for retention's signed archive bundles
+(console.audit.retention). Unset: retention is off and nothing is ever removed.
+``AUDIT_RETENTION_MONTHS`` (default 12): rows older than this are archived, then removed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 KEY_VARIABLE = "AUDIT_EXPORT_SIGNING_KEY"
 DEFAULT_MAX_ROWS = 1_000_000
+DEFAULT_RETENTION_MONTHS = 12
 
 
 def parse_signing_key(pem: str) -> Ed25519PrivateKey:
@@ -53,6 +57,8 @@ class AuditSettings:
                                                           compare=False)
     export_max_rows: int = DEFAULT_MAX_ROWS
     checkpoint_dir: str | None = None
+    archive_dir: str | None = None
+    retention_months: int = DEFAULT_RETENTION_MONTHS
 
     @property
     def export_configured(self) -> bool:
@@ -68,11 +74,15 @@ class AuditSettings:
             export_max_rows=_int(environ, "AUDIT_EXPORT_MAX_ROWS", DEFAULT_MAX_ROWS,
                                  minimum=1, maximum=50_000_000),
             checkpoint_dir=checkpoint_directory(environ.get("AUDIT_CHECKPOINT_DIR", "")),
+            archive_dir=checkpoint_directory(environ.get("AUDIT_ARCHIVE_DIR", ""),
+                                             "AUDIT_ARCHIVE_DIR"),
+            retention_months=_int(environ, "AUDIT_RETENTION_MONTHS", DEFAULT_RETENTION_MONTHS,
+                                  minimum=1, maximum=1200),
         )
 
 
-def checkpoint_directory(value: str) -> str | None:
-    """AUDIT_CHECKPOINT_DIR as an absolute path, or ConfigError unless it is a directory."""
+def checkpoint_directory(value: str, name: str = "AUDIT_CHECKPOINT_DIR") -> str | None:
+    """The directory setting ``name`` as an absolute path, or ConfigError unless it is one."""
     from console.settings import ConfigError
 
     value = value.strip()
@@ -80,6 +90,6 @@ def checkpoint_directory(value: str) -> str | None:
         return None
     path = os.path.abspath(value)
     if "\x00" in value or not os.path.isdir(path):
-        raise ConfigError(f"AUDIT_CHECKPOINT_DIR={value!r} is not an existing directory "
+        raise ConfigError(f"{name}={value!r} is not an existing directory "
                           "(create it on storage the database's writers cannot change)")
     return path

@@ -278,6 +278,7 @@ CHANGES: dict[AuditAction, Classification] = {
 # and effects the system produces by itself from traffic (their causes are in the feed).
 NOT_CHANGES: frozenset[AuditAction] = frozenset({
     AuditAction.AUDIT_LOG_VIEW, AuditAction.AUDIT_LOG_EXPORT, AuditAction.AUDIT_CHAIN_VERIFY,
+    AuditAction.AUDIT_LOG_ARCHIVE,
     AuditAction.AUDIT_CHECKPOINT_SIGN, AuditAction.DEMO_DATA_SEED,
     AuditAction.AUTH_SESSION_LOGIN, AuditAction.AUTH_SESSION_LOGOUT,
     AuditAction.AUTH_SESSION_STEP_UP, AuditAction.AUTH_ACCESS_DENY,

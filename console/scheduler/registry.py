@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from console.audit import Actor
 from console.audit.checkpoints import checkpoint_job
+from console.audit.retention import retention_job
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ JOBS: tuple[Job, ...] = (
         "Send committed card status changes to FINCI; retry failures with backoff"),
     Job("audit.checkpoint", dt.timedelta(hours=1), checkpoint_job,
         "Sign the newest audit row's chain hash (off without AUDIT_EXPORT_SIGNING_KEY)"),
+    Job("audit.retention", dt.timedelta(days=1), retention_job,
+        "Archive audit rows older than AUDIT_RETENTION_MONTHS to signed bundles, then remove "
+        "them (off without AUDIT_ARCHIVE_DIR)"),
     Job("monitoring.fold_metrics", dt.timedelta(minutes=1), _fold_metrics,
         "Fold settled deliveries, messages and decisions into the /metrics totals"),
     Job("cards.refresh", dt.timedelta(hours=1), _lifecycle("refresh_cards"),

@@ -329,7 +329,7 @@ def test_cli_verify_json_reports_the_checkpoints(cli, signed, signing_key):
     assert result.exit_code == 0, result.output
     assert document["ok"] is True and document["rows"] == 6
     assert set(document) == {"ok", "rows", "head_seq", "head_hash", "broken_seq", "problem",
-                             "checkpoints", "checkpoint_files"}
+                             "checkpoints", "checkpoint_files", "archives"}
     assert document["checkpoints"]["status"] == "verified"
     assert document["checkpoints"]["checked"] == 2
     audited = signed.scalars(select(AuditEvent).where(
