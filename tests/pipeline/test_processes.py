@@ -3,7 +3,6 @@ mid-run, and a worker killed with -9 in the middle of a batch."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,31 +16,16 @@ import requests
 from sqlalchemy import func, select
 
 from console.audit import Actor
-from console.db import Database, make_engine, utcnow
+from console.db import Database, make_engine
 from console.deployment import record_environment
-from console.finci.payload import parse_message
-from console.ingress import services as ingress
-from console.ingress.models import MessageStatus, StoredMessage, WebhookRejection
-from console.ingress.verify import Source
-from console.pipeline.models import MessageEffect, Outcome, ProcessingAttempt
+from console.ingress.models import WebhookRejection
 from tests.ingress.helpers import (
-    IDENTITY_KEY,
-    SECRET,
-    TEST_PANS,
-    ingress_settings,
-    new_webhook_id,
     signed,
 )
-from tests.pipeline.process_handlers import TYPE
-from tests.support.ids import new_id
-from tests.support.servers import ROOT, Gunicorn, console_env
+from tests.support.processes import Counts, body, post, process_env, run_worker, store_messages
+from tests.support.servers import ROOT, Gunicorn
 
 pytestmark = pytest.mark.slow
-
-
-def body(**fields) -> dict:
-    return {"type": TYPE, "id": new_id("pt", 10),
-            "created_at": "2026-11-27T08:00:00Z", "card_reference": TEST_PANS[0], **fields}
 
 
 @pytest.fixture
@@ -60,56 +44,6 @@ def pg_url(db_factory, database_url) -> str:
     if db_factory.backend != "postgresql":
         pytest.skip("concurrent processes against one database: PostgreSQL")
     return database_url
-
-
-def process_env(url: str, **extra: str) -> dict[str, str]:
-    return console_env(url, FINCI_WEBHOOK_SECRETS=SECRET.export(),
-                       INGRESS_RATE_LIMIT_PER_S="100000", INGRESS_RATE_LIMIT_BURST="100000",
-                       PIPELINE_HANDLER_MODULES="tests.pipeline.process_handlers",
-                       PIPELINE_POLL_INTERVAL_S="0.05", PIPELINE_BATCH_SIZE="10",
-                       PIPELINE_LEASE_S="2", LOG_LEVEL="WARNING", **extra)
-
-
-def run_worker(env: dict[str, str], *args: str) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--json", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
-
-
-class Counts:
-    def __init__(self, url: str):
-        self.engine = make_engine(url)
-
-    def __call__(self) -> dict:
-        with self.engine.connect() as connection:
-            def count(query):
-                return connection.execute(query).scalar_one()
-            applied = connection.execute(
-                select(ProcessingAttempt.message_id, func.count())
-                .where(ProcessingAttempt.outcome == Outcome.APPLIED)
-                .group_by(ProcessingAttempt.message_id)).all()
-            return {
-                "messages": count(select(func.count()).select_from(StoredMessage)),
-                "processed": count(select(func.count()).select_from(StoredMessage).where(
-                    StoredMessage.status == MessageStatus.PROCESSED)),
-                "effects": count(select(func.count()).select_from(MessageEffect)),
-                "applied_twice": sum(1 for _, n in applied if n > 1),
-                "applied": len(applied),
-                "lease_expired": count(select(func.count()).select_from(ProcessingAttempt).where(
-                    ProcessingAttempt.outcome == Outcome.LEASE_EXPIRED)),
-            }
-
-    def close(self):
-        self.engine.dispose()
-
-
-def post(url: str, raw: bytes, headers: dict, session: requests.Session | None = None):
-    started = time.monotonic()
-    response = (session or requests).post(url + "/webhooks/finci", data=raw, headers=headers,
-                                          timeout=10)
-    return response, time.monotonic() - started
 
 
 def test_fifty_concurrent_deliveries_of_one_message_are_one_message_and_one_effect(
@@ -228,24 +162,9 @@ def test_database_outage_answers_503_fast_and_loses_nothing_acknowledged(
     assert (after["effects"], after["applied"], after["applied_twice"]) == (45, 45, 0)
 
 
-def _store_messages(url: str, count: int) -> None:
-    database = Database(make_engine(url))
-    settings = ingress_settings()
-    try:
-        for _ in range(count):
-            raw = json.dumps(body()).encode()
-            ingress.store(database, ingress.Delivery(
-                webhook_id=new_webhook_id(), webhook_timestamp=int(time.time()), body=raw,
-                verified_by=SECRET.fingerprint, source=Source("127.0.0.1", "127.0.0.1", False),
-                headers={}, received_at=utcnow()),
-                parse_message(raw), settings, identity_key=IDENTITY_KEY)
-    finally:
-        database.dispose()
-
-
 def test_a_worker_killed_mid_batch_loses_nothing_and_applies_nothing_twice(pg_url):
     database_url, total = pg_url, 40
-    _store_messages(database_url, total)
+    store_messages(database_url, total)
     env = process_env(database_url, PROCESS_TEST_HANDLER_DELAY_S="0.03")
     counts = Counts(database_url)
     victim = subprocess.Popen(
