@@ -164,3 +164,47 @@ def test_postgres_crash_under_a_running_worker_processes_everything_once(cluster
             worker.wait(timeout=30)
         counts.close()
     assert (after["processed"], after["effects"], after["applied_twice"]) == (total, total, 0)
+
+
+def test_two_of_everything_against_one_database_keep_the_guarantees(cluster_url, tmp_path):
+    """Two web instances, two workers and two schedulers: every message delivered to both web
+    instances at once is stored once and processed exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    total = scale(200, 10_000)
+    env = process_env(cluster_url, DB_POOL_SIZE="4", PROCESS_TEST_HANDLER_DELAY_S="0.002")
+    deliveries = [signed(body()) for _ in range(total)]
+    counts = Counts(cluster_url)
+    processes = []
+    try:
+        with Gunicorn(env, workers=1, threads=4) as first, \
+                Gunicorn(env, workers=1, threads=4) as second:
+            for _ in range(2):
+                processes.append(_worker(env))
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"], cwd=ROOT,
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True))
+
+            def deliver_to_both(delivery):
+                raw, headers = delivery
+                with ThreadPoolExecutor(2) as both:
+                    answers = list(both.map(lambda url: post(url, raw, headers)[0].status_code,
+                                            (first.url, second.url)))
+                return answers
+
+            with ThreadPoolExecutor(4) as pool:
+                answers = list(pool.map(deliver_to_both, deliveries))
+            _wait(lambda: counts()["processed"] == total, 600, "processing did not finish")
+            after = counts()
+        assert all(p.poll() is None for p in processes), "a worker or scheduler died"
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        counts.close()
+    assert all(a == [200, 200] for a in answers), Counter(map(tuple, answers))
+    assert after["messages"] == total
+    assert (after["processed"], after["effects"], after["applied_twice"]) == (total, total, 0)
