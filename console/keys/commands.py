@@ -127,8 +127,10 @@ def list_command(as_json: bool):
                    "elsewhere) under this name, e.g. webhook/production/2026-12.")
 @click.option("--overlap-hours", type=click.IntRange(1, 24 * 30), default=None,
               help="How long the replaced secrets keep verifying (KEYS_WEBHOOK_OVERLAP_HOURS).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def add_webhook_secret_command(reason: str, from_file, stored_as: str | None,
-                               overlap_hours: int | None):
+                               overlap_hours: int | None, as_json: bool):
+    from console.cli import emit
     from console.keys.approvals import KeyAction
 
     settings = current_app.extensions["settings"]
@@ -136,18 +138,19 @@ def add_webhook_secret_command(reason: str, from_file, stored_as: str | None,
         from_file.read() if from_file else
         click.prompt("webhook secret (whsec_…)", hide_input=True, err=True)).strip()
     hours = overlap_hours or settings.secrets.webhook_overlap_hours
-    outcome = perform_or_fail(KeyAction.WEBHOOK_SECRET_ADD, reason, value=value,
-                              stored_as=stored_as, overlap_hours=hours)
+    outcome = perform_or_fail(KeyAction.WEBHOOK_SECRET_ADD, reason, as_json=as_json,
+                              value=value, stored_as=stored_as, overlap_hours=hours)
     if outcome is not None:
-        click.echo(f"added webhook secret {outcome.fingerprint}; the previous ones are accepted "
-                   f"for {hours} h more; ingress nodes pick the change up within "
-                   f"{settings.secrets.cache_seconds} s")
+        emit(as_json, _row(outcome) | {"overlap_hours": hours},
+             f"added webhook secret {outcome.fingerprint}; the previous ones are accepted "
+             f"for {hours} h more; ingress nodes pick the change up within "
+             f"{settings.secrets.cache_seconds} s")
 
 
-def perform_or_fail(action, reason: str, **params):
+def perform_or_fail(action, reason: str, *, as_json: bool = False, **params):
     """Run a key action as the OS user through console.keys.approvals (at once, or filed as a
     request for a second person: then it says so and returns None). Refusals exit 1."""
-    from console.cli import cli_actor
+    from console.cli import cli_actor, emit
     from console.keys.approvals import KeyActionRefused, KeyContext, perform
     from console.keys.card_data_keys import CardDataKeyError
     from console.keys.inventory import InventoryError
@@ -162,29 +165,35 @@ def perform_or_fail(action, reason: str, **params):
                         f"second person's approval (`keys approve {done.request.id}`) before "
                         f"{done.request.expires_at.isoformat()}")
     except (InventoryError, KeyActionRefused, CardDataKeyError, SecretStoreError) as refused:
+        if as_json:
+            emit(True, {"error": str(refused)}, "")
+            sys.exit(1)
         _fail(str(refused))
     if done.request is not None:
-        click.echo(line)
+        emit(as_json, {"request": request_dict(done.request)}, line)
         return None
     _changed()
     return done.result
 
 
-def _transition(action, credential_id: int, reason: str, **extra) -> None:
+def _transition(action, credential_id: int, reason: str, as_json: bool, **extra) -> None:
+    from console.cli import emit
     from console.keys.approvals import describe
 
-    result = perform_or_fail(action, reason, credential_id=credential_id, **extra)
+    result = perform_or_fail(action, reason, as_json=as_json, credential_id=credential_id,
+                             **extra)
     if result is not None:
-        click.echo(describe(result))
+        emit(as_json, _row(result), describe(result))
 
 
 @keys_group.command("activate", help="Make a pending (or retiring) credential active.")
 @click.argument("credential_id", type=int)
 @click.option("--reason", required=True)
-def activate_command(credential_id: int, reason: str):
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def activate_command(credential_id: int, reason: str, as_json: bool):
     from console.keys.approvals import KeyAction
 
-    _transition(KeyAction.CREDENTIAL_ACTIVATE, credential_id, reason)
+    _transition(KeyAction.CREDENTIAL_ACTIVATE, credential_id, reason, as_json)
 
 
 @keys_group.command("retire", help="Retire a credential now, or with --after-hours keep it "
@@ -192,23 +201,25 @@ def activate_command(credential_id: int, reason: str):
 @click.argument("credential_id", type=int)
 @click.option("--reason", required=True)
 @click.option("--after-hours", type=click.IntRange(1, 24 * 30), default=None)
-def retire_command(credential_id: int, reason: str, after_hours: int | None):
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def retire_command(credential_id: int, reason: str, after_hours: int | None, as_json: bool):
     from console.keys.approvals import KeyAction
 
     if after_hours:
-        _transition(KeyAction.CREDENTIAL_SCHEDULE_RETIRE, credential_id, reason,
+        _transition(KeyAction.CREDENTIAL_SCHEDULE_RETIRE, credential_id, reason, as_json,
                     hours=after_hours)
     else:
-        _transition(KeyAction.CREDENTIAL_RETIRE, credential_id, reason)
+        _transition(KeyAction.CREDENTIAL_RETIRE, credential_id, reason, as_json)
 
 
 @keys_group.command("revoke", help="Revoke a credential at once (leaked or compromised).")
 @click.argument("credential_id", type=int)
 @click.option("--reason", required=True)
-def revoke_command(credential_id: int, reason: str):
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def revoke_command(credential_id: int, reason: str, as_json: bool):
     from console.keys.approvals import KeyAction
 
-    _transition(KeyAction.CREDENTIAL_REVOKE, credential_id, reason)
+    _transition(KeyAction.CREDENTIAL_REVOKE, credential_id, reason, as_json)
 
 
 @keys_group.command("init-master-key", help="Write a new master key for the local keystore "
@@ -233,13 +244,16 @@ def init_master_key_command(path: str):
                     help="Record the configured FINCI API credentials, SSO client secret, TLS "
                          "certificate and webhook secrets in the inventory (fingerprints only).")
 @click.option("--reason", default="record the configured credentials", show_default=True)
-def record_configured_command(reason: str):
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def record_configured_command(reason: str, as_json: bool):
+    from console.cli import emit
     from console.keys.approvals import KeyAction
 
-    added = perform_or_fail(KeyAction.RECORD_CONFIGURED, reason)
+    added = perform_or_fail(KeyAction.RECORD_CONFIGURED, reason, as_json=as_json)
     if added is not None:
-        click.echo("\n".join(f"recorded {c.kind} {c.fingerprint}" for c in added)
-                   or "nothing new to record")
+        emit(as_json, {"recorded": [_row(c) for c in added]},
+             "\n".join(f"recorded {c.kind} {c.fingerprint}" for c in added)
+             or "nothing new to record")
 
 
 # --- four eyes: requests waiting for a second person ------------------------------------------

@@ -95,3 +95,28 @@ def test_the_cli_files_and_a_second_console_admin_approves(cli, monkeypatch, sto
     assert result.exit_code == 0 and approved["status"] == "approved", result.output
     db_session.expire_all()
     assert db_session.get(Credential, credential.id).status == "revoked"
+
+
+def test_every_inventory_action_answers_json_for_scripts(cli, monkeypatch, store, credential,
+                                                         app):
+    settings = app.extensions["settings"]
+    app.extensions["settings"] = settings.replace(secrets=dataclasses.replace(
+        settings.secrets, require_second_approver=False))
+    result, done = cli("keys", "retire", str(credential.id), "--reason", "CHG-8 rotation",
+                       "--after-hours", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert done["id"] == credential.id and done["status"] == "retiring"
+    result, done = cli("keys", "revoke", str(credential.id), "--reason", "INC-9", "--json")
+    assert result.exit_code == 0 and done["status"] == "revoked", result.output
+    result, refused = cli("keys", "activate", str(credential.id), "--reason", "x", "--json")
+    assert result.exit_code == 1 and "revoked" in refused["error"]
+    result, recorded = cli("keys", "record-configured", "--json")
+    assert result.exit_code == 0 and isinstance(recorded["recorded"], list)
+
+
+def test_a_filed_request_answers_json(cli, monkeypatch, store, credential):
+    monkeypatch.setattr("console.cli.os_user", lambda: "anna")
+    result, filed = cli("keys", "revoke", str(credential.id), "--reason", "INC-3", "--json")
+    assert result.exit_code == 0, result.output
+    assert filed["request"]["action"] == "credential.revoke"
+    assert filed["request"]["requested_by"] == "anna"
