@@ -109,3 +109,11 @@ def rewrite_whole_chain(session, changed_seq=2):
                         {"a": fields["actor_id"], "p": prev, "h": digest, "s": row.seq})
         prev = digest
     session.execute(text("UPDATE audit_head SET row_hash = :h"), {"h": prev})
+
+
+def add_rows(session, n: int, at=None, who: str = "user") -> None:
+    """``n`` audit events (``who0``, ``who1``... viewing the log), at ``at`` if given."""
+    for i in range(n):
+        record(session, actor=Actor.cli(f"{who}{i}"), action=AuditAction.AUDIT_LOG_VIEW,
+               details={"n": i}, at=at)
+    session.flush()

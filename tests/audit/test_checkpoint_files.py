@@ -19,7 +19,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 
-from console.audit import Actor, AuditAction, record
 from console.audit.checkpoint_files import (
     CheckpointFileError,
     file_name,
@@ -34,18 +33,11 @@ from console.scheduler.models import JobStatus
 from console.scheduler.registry import JOBS
 from console.scheduler.runner import run_job
 from console.settings import ConfigError
-from tests.audit.conftest import keyed_settings, lift_guards, rewrite_whole_chain
+from tests.audit.conftest import add_rows, keyed_settings, lift_guards, rewrite_whole_chain
 
 NOW = dt.datetime(2030, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
 
 settings = pytest.fixture(keyed_settings, name="settings")
-
-
-def _add_rows(session, n):
-    for i in range(n):
-        record(session, actor=Actor.cli(f"user{i}"), action=AuditAction.AUDIT_LOG_VIEW,
-               details={"n": i})
-    session.flush()
 
 
 @pytest.fixture
@@ -58,9 +50,9 @@ def kept(tmp_path):
 @pytest.fixture
 def signed(db_session, signing_key, kept):
     """Checkpoints at rows 3 and 6, each also kept in the directory."""
-    _add_rows(db_session, 3)
+    add_rows(db_session, 3)
     assert sign_newest(db_session, signing_key, NOW, kept).endswith(f"; 1 kept in {kept}")
-    _add_rows(db_session, 3)
+    add_rows(db_session, 3)
     sign_newest(db_session, signing_key, NOW + dt.timedelta(hours=1), kept)
     return db_session
 
@@ -111,7 +103,7 @@ def _as_plain(checkpoint) -> _Plain:
 
 
 def test_a_directory_it_cannot_read_fails_the_run(db_session, signing_key, tmp_path):
-    _add_rows(db_session, 2)
+    add_rows(db_session, 2)
     missing = str(tmp_path / "gone")
     with pytest.raises(CheckpointFileError, match=f"cannot read {missing}"):
         sign_newest(db_session, signing_key, NOW, missing)
@@ -119,7 +111,7 @@ def test_a_directory_it_cannot_read_fails_the_run(db_session, signing_key, tmp_p
 
 def test_a_failed_write_fails_the_job_and_no_checkpoint_is_taken(
         app, db_session, test_database, kept, monkeypatch):
-    _add_rows(db_session, 2)
+    add_rows(db_session, 2)
     db_session.commit()
     _configure(app, kept)
 
@@ -147,9 +139,9 @@ def _job():
 
 def test_a_directory_configured_later_gets_every_earlier_checkpoint(db_session, signing_key,
                                                                     kept):
-    _add_rows(db_session, 2)
+    add_rows(db_session, 2)
     sign_newest(db_session, signing_key, NOW)
-    _add_rows(db_session, 2)
+    add_rows(db_session, 2)
     summary = sign_newest(db_session, signing_key, NOW + dt.timedelta(hours=1), kept)
     assert summary.endswith(f"; 2 kept in {kept}")
     assert _files(kept) == [file_name(2), file_name(4)]
@@ -159,7 +151,7 @@ def test_a_directory_configured_later_gets_every_earlier_checkpoint(db_session, 
 
 def test_the_scheduled_job_keeps_checkpoints_in_the_configured_directory(
         app, db_session, test_database, kept):
-    _add_rows(db_session, 2)
+    add_rows(db_session, 2)
     _configure(app, kept)
     assert run_job(test_database, _job(), app) == "success"
     assert _files(kept) == [file_name(2)]

@@ -35,7 +35,7 @@ from console.db import utcnow
 from console.scheduler.models import JobStatus
 from console.scheduler.registry import JOBS
 from console.scheduler.runner import run_job
-from tests.audit.conftest import keyed_settings, lift_guards, rewrite_whole_chain
+from tests.audit.conftest import add_rows, keyed_settings, lift_guards, rewrite_whole_chain
 
 OTHER_KEY = Ed25519PrivateKey.generate()
 NOW = dt.datetime(2030, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
@@ -44,16 +44,9 @@ NOW = dt.datetime(2030, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
 settings = pytest.fixture(keyed_settings, name="settings")
 
 
-def _add_rows(session, n):
-    for i in range(n):
-        record(session, actor=Actor.cli(f"user{i}"), action=AuditAction.AUDIT_LOG_VIEW,
-               details={"n": i})
-    session.flush()
-
-
 @pytest.fixture
 def chain(db_session):
-    _add_rows(db_session, 6)
+    add_rows(db_session, 6)
     return db_session
 
 
@@ -61,9 +54,9 @@ def chain(db_session):
 def signed(db_session, signing_key):
     """Three rows, a checkpoint at row 3, three more rows and a checkpoint at row 6."""
     chain = db_session
-    _add_rows(chain, 3)
+    add_rows(chain, 3)
     assert sign_newest(chain, signing_key, NOW).startswith("signed checkpoint at row #3")
-    _add_rows(chain, 3)
+    add_rows(chain, 3)
     assert sign_newest(chain, signing_key, NOW + dt.timedelta(hours=1)).startswith(
         "signed checkpoint at row #6")
     return chain
@@ -92,7 +85,7 @@ def test_the_job_skips_when_nothing_is_new_and_signs_again_after_new_rows(chain,
     sign_newest(chain, signing_key, NOW)
     assert sign_newest(chain, signing_key, NOW) == "no new audit rows since checkpoint #6"
     assert len(_checkpoints(chain)) == 1
-    _add_rows(chain, 2)
+    add_rows(chain, 2)
     assert sign_newest(chain, signing_key, NOW).startswith("signed checkpoint at row #8 (2 new")
     assert [c.seq for c in _checkpoints(chain)] == [6, 8]
 
@@ -111,7 +104,7 @@ def test_the_job_is_off_without_a_key(chain):
 def test_the_job_refuses_to_vouch_for_rows_that_do_not_link_to_the_last_checkpoint(
         chain, signing_key):
     sign_newest(chain, signing_key, NOW)
-    _add_rows(chain, 2)
+    add_rows(chain, 2)
     lift_guards(chain)
     chain.execute(text("UPDATE audit_event SET actor_id = 'mallory' WHERE seq = 8"))
     with pytest.raises(CheckpointRefused, match="not signing row 8: row 8 was changed"):
@@ -213,7 +206,7 @@ def test_a_rewrite_after_the_last_checkpoint_alone_is_not_caught_by_checkpoints(
     # The limit of the design, pinned down: rows after the newest checkpoint are vouched for by
     # the chain alone until the next run of the job (which refuses if they do not link).
     lift_guards(signed)
-    _add_rows(signed, 1)
+    add_rows(signed, 1)
     prev = signed.get(AuditEvent, 6).row_hash
     row = signed.execute(select(AuditEvent.__table__).where(AuditEvent.seq == 7)).one()
     forged = row_hash(prev, fields_of(row) | {"actor_id": "mallory"})

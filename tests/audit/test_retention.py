@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from console.audit import Actor, AuditAction, record
+from console.audit import Actor, AuditAction
 from console.audit.checkpoints import describe, sign_newest, verify_log
 from console.audit.export import ExportWindow, export_log
 from console.audit.models import AuditArchive, AuditEvent
@@ -26,7 +26,7 @@ from console.audit.retention import (
 )
 from console.audit.settings import AuditSettings
 from console.scheduler.registry import JOBS
-from tests.audit.conftest import keyed_settings, lift_guards, write_export
+from tests.audit.conftest import add_rows, keyed_settings, lift_guards, write_export
 
 NOW = dt.datetime(2030, 5, 31, 12, 0, tzinfo=dt.UTC)
 OLD = NOW - dt.timedelta(days=400)
@@ -47,19 +47,12 @@ def audit(signing_key, archive_dir):
     return AuditSettings(export_signing_key=signing_key, archive_dir=archive_dir)
 
 
-def _rows(session, n, at, who="user"):
-    for i in range(n):
-        record(session, actor=Actor.cli(f"{who}{i}"), action=AuditAction.AUDIT_LOG_VIEW,
-               details={"n": i}, at=at)
-    session.flush()
-
-
 @pytest.fixture
 def aged(db_session, signing_key):
     """Five rows from 400 days ago, a checkpoint at row 5, three recent rows."""
-    _rows(db_session, 5, OLD)
+    add_rows(db_session, 5, OLD)
     sign_newest(db_session, signing_key, OLD)
-    _rows(db_session, 3, NOW - dt.timedelta(days=3), "recent")
+    add_rows(db_session, 3, NOW - dt.timedelta(days=3), "recent")
     return db_session
 
 
@@ -113,12 +106,12 @@ def test_a_second_run_chains_on_the_first(aged, audit, archive_dir, signing_key)
 
 def test_never_past_the_newest_checkpoint_and_nothing_without_one(db_session, audit,
                                                                   signing_key):
-    _rows(db_session, 4, OLD)
+    add_rows(db_session, 4, OLD)
     assert archive_due(db_session, ACTOR, audit, NOW).summary.startswith(
         "waiting for a signed checkpoint at or after row 1")
     assert _seqs(db_session) == [1, 2, 3, 4]
     sign_newest(db_session, signing_key, OLD)
-    _rows(db_session, 2, OLD, "late")  # old, but after the checkpoint
+    add_rows(db_session, 2, OLD, "late")  # old, but after the checkpoint
     run = archive_due(db_session, ACTOR, audit, NOW)
     assert (run.archive.first_seq, run.archive.last_seq) == (1, 4)
     assert _seqs(db_session)[:2] == [5, 6]
@@ -270,9 +263,9 @@ def test_checkpoint_files_of_archived_rows_are_counted_not_checked(db_session, a
                                                                    signing_key, tmp_path):
     kept = tmp_path / "kept"
     kept.mkdir()
-    _rows(db_session, 3, OLD)
+    add_rows(db_session, 3, OLD)
     sign_newest(db_session, signing_key, OLD, str(kept))
-    _rows(db_session, 2, NOW - dt.timedelta(days=1), "recent")
+    add_rows(db_session, 2, NOW - dt.timedelta(days=1), "recent")
     sign_newest(db_session, signing_key, NOW, str(kept))
     archive_due(db_session, ACTOR, audit, NOW)
     result = verify_log(db_session, signing_key.public_key(), checkpoint_dir=str(kept),
@@ -321,7 +314,7 @@ def test_archives_without_a_key_or_directory_are_reported_not_checked(aged, audi
 def aged_now(db_session, signing_key):
     """Rows 400 days older than the real clock (the CLI runs at the real time), checkpointed."""
     then = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
-    _rows(db_session, 3, then)
+    add_rows(db_session, 3, then)
     sign_newest(db_session, signing_key, then)
     db_session.commit()
     return db_session
