@@ -27,7 +27,14 @@ from console.finci import contract
 from console.finci.webhook_signature import WebhookSecret
 from console.simulator.cards import SimCard, seeded_random
 from console.simulator.report import Report
-from console.simulator.scenarios import CardScript, Ids, ScriptBuilder, Step
+from console.simulator.scenarios import (
+    CardScript,
+    Ids,
+    ScriptBuilder,
+    Step,
+    advice_body,
+    encode,
+)
 from console.simulator.sender import Exchange, RetryPolicy, Sender
 
 DEFAULT_WAIT_S: Final = 60.0
@@ -132,9 +139,20 @@ class _Driver:
         self.steps: list[Step] = []
         self.waiting: list[str] = []
 
-    def play(self, *steps: Step, deadline_s: float | None = None) -> dict[str, str]:
+    def play(self, *steps: Step) -> dict[str, str]:
         self.steps.extend(steps)
-        return self.run.sender(deadline_s).play(CardScript(self.card.token_id, tuple(steps)))
+        return self.run.sender.play(CardScript(self.card.token_id, tuple(steps)))
+
+    def ask_then_advise(self, step: Step, response_code: str) -> str:
+        """Ask, then send the advice FINCI decided whatever the answer (its side of a timeout:
+        the answer arrived too late); return what FINCI read of the answer."""
+        self.steps.append(step)
+        answer = self.run.sender.ask(step)
+        if step.advice_webhook_id is None:  # pragma: no cover - authorize() always sets it
+            raise ValueError("an authorization step needs an advice_webhook_id")
+        body = advice_body(step, response_code, dt.datetime.now(dt.UTC))
+        self.run.sender.deliver(step.advice_webhook_id, encode(body))
+        return answer.value
 
     def webhook_ids(self) -> list[str]:
         ids = []
@@ -166,26 +184,20 @@ class EvidenceRun:
         self.scenarios = scenarios
         self.ids = Ids(run_id)
         self.exchanges: list[dict[str, Any]] = []
-        self._senders: dict[float, Sender] = {}
         self._lock = threading.Lock()
+        deadline = float(contract.AUTHORIZATION_ANSWER_DEADLINE_SECONDS)
+        self.sender = Sender(
+            console_url, secret, Report(scenario="evidence", seed=0, run_id=run_id,
+                                        deadline_s=deadline),
+            deadline_s=deadline, retry=RetryPolicy(max_attempts=3, base_s=0.2), verify=verify,
+            observer=self._observe)
 
     def _observe(self, exchange: Exchange) -> None:
         with self._lock:
             self.exchanges.append(exchange_record(exchange))
 
-    def sender(self, deadline_s: float | None = None) -> Sender:
-        deadline = deadline_s or float(contract.AUTHORIZATION_ANSWER_DEADLINE_SECONDS)
-        if deadline not in self._senders:
-            report = Report(scenario="evidence", seed=0, run_id=self.run_id, deadline_s=deadline)
-            self._senders[deadline] = Sender(
-                self.console_url, self.secret, report, deadline_s=deadline,
-                retry=RetryPolicy(max_attempts=3, base_s=0.2), verify=self.verify,
-                observer=self._observe)
-        return self._senders[deadline]
-
     def close(self) -> None:
-        for sender in self._senders.values():
-            sender.close()
+        self.sender.close()
 
     # --- waiting for the console --------------------------------------------------------------
 

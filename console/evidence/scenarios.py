@@ -7,9 +7,11 @@ simulator's :class:`~console.simulator.scenarios.ScriptBuilder` and plays them t
 sender; ``judge`` reads :class:`Facts` and returns ``None`` for a pass or the exact reason it
 failed, phrased for FINCI's reviewer ("no advice received within 60 s").
 
-The timeout-safe decline is FINCI's side of a timeout: FINCI stops waiting before our answer
-arrives (a 1 ms deadline), declines with ``InsufficientFunds``, and the console must converge to
-that: no open hold, nothing posted, the divergence recorded. The console's own budget (answer the
+The timeout-safe decline is FINCI's side of a timeout: our approval reaches FINCI after its
+3 s (here: the sender asks normally, then sends the advice FINCI would send after missing our
+answer, ``InsufficientFunds``), and the console must converge to that: hold released, nothing
+posted, the divergence recorded. (A 1 ms sender deadline does not do: the request then never
+reaches the console at all, and the step would prove nothing.) The console's own budget (answer the
 safe default past 1.5 s) cannot be forced from outside a running console; its tests cover it.
 """
 
@@ -37,7 +39,8 @@ class Driver(Protocol):
     builder: ScriptBuilder
     wait_s: float
 
-    def play(self, *steps: Step, deadline_s: float | None = None) -> dict[str, str]: ...
+    def play(self, *steps: Step) -> dict[str, str]: ...
+    def ask_then_advise(self, step: Step, response_code: str) -> str: ...
     def settle(self) -> None: ...
 
 
@@ -272,17 +275,21 @@ def _judge_advice(facts: Facts) -> None:
 
 
 def _drive_timeout(driver: Driver) -> None:
-    # FINCI stops waiting after 1 ms: whatever we answer arrives too late.
-    driver.play(driver.builder.authorize(SMALL_AMOUNT), deadline_s=0.001)
+    # Our approval reached FINCI too late: FINCI declined and says so in the advice.
+    driver.ask_then_advise(driver.builder.authorize(SMALL_AMOUNT),
+                           ResponseCode.INSUFFICIENT_FUNDS.value)
 
 
 def _judge_timeout(facts: Facts) -> None:
     (step,) = facts.authorizations()
+    _answered(facts, step, Answer.SUCCESS)
     decision = _advice(facts, step, ResponseCode.INSUFFICIENT_FUNDS)
-    if decision["answer"] == "success" and decision["advice_outcome"] not in (
-            "timeout", "finci_declined"):
+    if decision["advice_outcome"] not in ("timeout", "finci_declined"):
         raise Failed(f"FINCI declined after the timeout but the decision reads "
                      f"{decision['advice_outcome']!r}")
+    if decision["hold_action"] != "released":
+        raise Failed(f"the hold was not released after FINCI's decline "
+                     f"(hold action {decision['hold_action']!r})")
     _no_open_hold(facts, step)
     if facts.charges():
         raise Failed(f"{len(facts.charges())} posting(s) after a timeout decline")
