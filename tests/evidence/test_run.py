@@ -72,7 +72,14 @@ def _scan(out: Path) -> tuple[list, list]:
     return pans, leaked
 
 
-def test_all_twelve_steps_pass_with_files_and_a_valid_signature(console, tmp_path):
+TEST_PAN = "5555555555554444"  # a well-known test card number, in every merchant name
+
+
+def test_all_twelve_steps_pass_with_files_and_a_valid_signature(console, tmp_path, monkeypatch):
+    from console.simulator.scenarios import ScriptBuilder
+
+    monkeypatch.setattr(ScriptBuilder, "merchant", lambda self, choices=None: {
+        "name": f"Shop {TEST_PAN}", "mcc": "5411", "country": "DE"})
     app, url = console
     out = tmp_path / "pack"
     result, summary = _run(app, url, out)
@@ -97,7 +104,8 @@ def test_all_twelve_steps_pass_with_files_and_a_valid_signature(console, tmp_pat
     # Tampering is detected.
     (out / "05-decline.json").write_text("{}")
     assert verify_pack(out, KEY.public_key()) == ["05-decline.json was changed"]
-    # Nothing in the pack is a full card number or a secret.
+    # Nothing in the pack is a full card number or a secret, though every message carried one.
+    assert approve["sent"][0]["request"]["body"]["merchant"]["name"] == "Shop 555555******4444"
     assert _scan(out) == ([], [])
 
 
