@@ -62,3 +62,29 @@ def test_a_folder_with_files_is_refused(tmp_path):
     with pytest.raises(PackError, match="not an empty folder"):
         check_out_dir(tmp_path)
     check_out_dir(tmp_path / "new")  # a new folder is fine
+
+
+def _cli_app(environment):
+    from flask import Flask
+
+    from console.evidence.commands import evidence_group
+    from console.settings import Environment
+    from tests.conftest import make_settings
+
+    app = Flask("evidence-test")
+    app.extensions["settings"] = make_settings(environment=Environment(environment))
+    app.cli.add_command(evidence_group)
+    return app
+
+
+@pytest.mark.parametrize("environment, args, message", [
+    ("production", [], "sandbox only"),
+    ("sandbox", ["--console-url", "http://example.com"], "loopback"),
+    ("sandbox", ["--console-url", "https://user:pw@example.com"], "credentials"),
+])
+def test_refused_before_anything_is_created_or_sent(tmp_path, environment, args, message):
+    app = _cli_app(environment)
+    result = app.test_cli_runner().invoke(args=["evidence", "run", "--out",
+                                                 str(tmp_path / "p"), *args])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "p").exists()
