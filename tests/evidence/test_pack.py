@@ -88,3 +88,30 @@ def test_refused_before_anything_is_created_or_sent(tmp_path, environment, args,
                                                  str(tmp_path / "p"), *args])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "p").exists()
+
+
+def test_an_unreachable_console_fails_every_traffic_step_quickly(db_factory, tmp_path):
+    """Nothing listens on the URL: no step waits for the worker; each says what was missing."""
+    import time
+
+    from console.audit import Actor
+    from console.db import Database, make_engine
+    from console.evidence.runner import EvidenceRun
+    from console.finci.webhook_signature import WebhookSecret
+    from console.migrate import upgrade
+    from console.simulator.sender import RetryPolicy
+    from tests.support.servers import free_port
+
+    engine = make_engine(db_factory.fresh())
+    upgrade(engine, "head")
+    started = time.monotonic()
+    run = EvidenceRun(Database(engine), f"http://127.0.0.1:{free_port()}",
+                      WebhookSecret.generate(), actor=Actor.cli("test"), run_id="evdown",
+                      wait_s=30, retry=RetryPolicy(max_attempts=1))
+    result = run.run()
+    engine.dispose()
+    assert time.monotonic() - started < 20
+    reasons = {s.scenario.slug: s.reason for s in result.steps}
+    assert reasons["01-records-created"] is None
+    assert reasons["04-approve"] == "no answer to authorization request auth_evdown_2"
+    assert reasons["02-card-issued"] == "no card status message received within 30 s"
