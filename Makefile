@@ -1,5 +1,6 @@
 # One-command workflows. Every target installs what it needs on a fresh machine.
 #   make demo   start the console with demo data (SQLite, simulator, local identity provider)
+#   make evidence   the go-live evidence pack for the demo (into .demo/evidence/<time>/)
 #   make test   run the whole test suite (SQLite and PostgreSQL, browser journeys included)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -7,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HTMX_VERSION := $(shell sed -n 's/.*"htmx.org": "\(.*\)".*/\1/p' package.json)
 
-.PHONY: demo test lint audit-deps bench faults deps assets idp browser postgres clean
+.PHONY: demo evidence test lint audit-deps bench faults deps assets idp browser postgres clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +70,10 @@ audit-deps: deps
 
 demo: deps assets idp
 	$(PY) -m console.demo
+
+# The go-live evidence pack (issue 17) for the embedded demo, into .demo/evidence/<time>/
+evidence: deps assets
+	$(PY) -m console.evidence.demo
 
 bench: deps postgres
 	$(PY) -m bench

@@ -173,6 +173,9 @@ def register_commands(app: Flask) -> None:
     from console.simulator.commands import simulate_group
 
     app.cli.add_command(simulate_group)
+    from console.evidence.commands import evidence_group
+
+    app.cli.add_command(evidence_group)
     from console.pipeline.commands import pipeline_group, replay_group, worker_command
 
     app.cli.add_command(worker_command)

@@ -12,6 +12,9 @@ class AuditAction(StrEnum):
     AUDIT_CHAIN_VERIFY = "audit.chain.verify"
     AUDIT_CHECKPOINT_SIGN = "audit.checkpoint.sign"
     DEMO_DATA_SEED = "system.demo_data.seed"
+    # Go-live evidence runs (console.evidence): the step cards it creates, and each run's result
+    EVIDENCE_RECORDS_CREATE = "system.evidence_records.create"
+    EVIDENCE_RUN = "system.evidence.run"
 
     # Identity and access (console.auth)
     AUTH_SESSION_LOGIN = "auth.session.login"

@@ -280,6 +280,8 @@ NOT_CHANGES: frozenset[AuditAction] = frozenset({
     AuditAction.AUDIT_LOG_VIEW, AuditAction.AUDIT_LOG_EXPORT, AuditAction.AUDIT_CHAIN_VERIFY,
     AuditAction.AUDIT_LOG_ARCHIVE,
     AuditAction.AUDIT_CHECKPOINT_SIGN, AuditAction.DEMO_DATA_SEED,
+    # Sandbox-only test traffic and its cards, like the demo seed.
+    AuditAction.EVIDENCE_RECORDS_CREATE, AuditAction.EVIDENCE_RUN,
     AuditAction.AUTH_SESSION_LOGIN, AuditAction.AUTH_SESSION_LOGOUT,
     AuditAction.AUTH_SESSION_STEP_UP, AuditAction.AUTH_ACCESS_DENY,
     AuditAction.AUTH_BREAK_GLASS_LOGIN, AuditAction.AUTH_BREAK_GLASS_LOCK,

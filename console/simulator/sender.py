@@ -114,6 +114,21 @@ class Pacer:
 
 
 @dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HTTP POST as sent and answered, for an ``observer`` (the evidence pack records
+    them). ``headers`` and ``data`` are exactly what went out, signature included: whoever
+    keeps them must mask the signature."""
+
+    webhook_id: str
+    headers: dict[str, str]
+    data: bytes
+    status: int | None
+    body: bytes
+    latency_s: float
+    sent_at: float  # the sender's clock (Unix seconds) when the POST started
+
+
+@dataclass(frozen=True, slots=True)
 class _Result:
     status: int | None
     body: bytes
@@ -181,6 +196,7 @@ class Sender:
         stop: threading.Event | None = None,
         pacer: Pacer | None = None,
         on_card_status: Callable[[str, str, str | None], object] | None = None,
+        observer: Callable[[Exchange], object] | None = None,
     ) -> None:
         if deadline_s <= 0:
             raise ValueError("deadline_s must be positive")
@@ -197,6 +213,7 @@ class Sender:
         self._sleep = sleep if sleep is not None else self._stop.wait
         self._pacer = pacer
         self._on_card_status = on_card_status
+        self._observer = observer
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
@@ -427,6 +444,7 @@ class Sender:
     def _post_raw(self, headers: dict[str, str], data: bytes, timeout_s: float,
                   session: requests.Session | None) -> _Result:
         headers = {**headers, "Content-Type": "application/json"}
+        sent_at = self._clock()
         started = time.perf_counter()
         try:
             response = (session or self._session()).post(
@@ -434,9 +452,14 @@ class Sender:
                 allow_redirects=False, verify=self._verify,
             )
         except requests.RequestException:
-            return _Result(None, b"", time.perf_counter() - started, None)
-        latency = time.perf_counter() - started
-        return _Result(response.status_code, response.content, latency, _retry_after(response))
+            result = _Result(None, b"", time.perf_counter() - started, None)
+        else:
+            result = _Result(response.status_code, response.content,
+                             time.perf_counter() - started, _retry_after(response))
+        if self._observer is not None:
+            self._observer(Exchange(headers.get(contract.HEADER_WEBHOOK_ID, ""), headers, data,
+                                    result.status, result.body, result.latency_s, sent_at))
+        return result
 
 
 class _Racer(threading.Thread):

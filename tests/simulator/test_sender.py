@@ -405,3 +405,16 @@ def test_created_at_is_stamped_after_waiting_for_the_rate_limit(receiver, make_s
         created = datetime.fromisoformat(delivery.document["created_at"].replace("Z", "+00:00"))
         lag = delivery.at + wall_minus_monotonic - created.timestamp()
         assert lag < 0.15, f"{delivery.document['type']} arrived {lag:.3f}s after created_at"
+
+
+def test_an_observer_sees_every_post_as_sent_and_answered(receiver, make_sender):
+    seen = []
+    sender, _report = make_sender(observer=seen.append)
+    script, auth = purchase()
+    sender.play(script)
+    assert [e.webhook_id for e in seen] == [s for s in (
+        auth.webhook_id, auth.advice_webhook_id, script.steps[1].webhook_id)]
+    request = seen[0]
+    assert request.status == 200 and b"success" in request.body and request.latency_s > 0
+    assert request.headers["webhook-signature"].startswith("v1,") and request.data
+    assert request.sent_at > 0

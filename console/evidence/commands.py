@@ -1,0 +1,108 @@
+"""``flask --app wsgi evidence run --out DIR``: the twelve sandbox steps, judged, as a signed pack.
+
+Sandbox only: the run creates cards and sends FINCI-shaped traffic, which must never reach a
+production database. The webhook secret is the console's own (the first configured), unless
+``--secret-file`` names another. Exit codes: 0 every step passed, 1 some step failed (the pack is
+written anyway: a failing pack is evidence too), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from importlib import metadata
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from console.evidence.runner import DEFAULT_WAIT_S, EvidenceRun
+from console.finci.webhook_signature import InvalidWebhookSecret, WebhookSecret
+from console.simulator.sender import webhook_url
+
+DEMO_CONSOLE_URL = "https://localhost:8443"
+
+
+def console_version() -> str:
+    try:
+        return metadata.version("finci-console")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a source tree without install
+        return "unknown"
+
+
+def _secret(settings, path: str | None) -> WebhookSecret:
+    if path is not None:
+        items = Path(path).read_text(encoding="utf-8").split()
+        if not items:
+            raise click.BadParameter("the file is empty", param_hint="--secret-file")
+        try:
+            return WebhookSecret.parse(items[0])
+        except InvalidWebhookSecret as exc:
+            raise click.BadParameter(str(exc), param_hint="--secret-file") from None
+    if not settings.ingress.secrets:
+        raise click.UsageError("the console has no webhook secret configured "
+                               "(FINCI_WEBHOOK_SECRETS); give --secret-file")
+    return settings.ingress.secrets[0]
+
+
+@click.group("evidence", cls=AppGroup, help="Go-live evidence for FINCI's sandbox validation.")
+def evidence_group():
+    pass
+
+
+@evidence_group.command("run", help="Drive FINCI's twelve sandbox steps against this console "
+                        "and write the evidence pack (JSON per step, report.html, signed "
+                        "manifest) into DIR.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A new (or empty) folder for the pack.")
+@click.option("--console-url", default=DEMO_CONSOLE_URL, show_default=True,
+              help="The console's base URL; webhooks go to {URL}/webhooks/finci.")
+@click.option("--secret-file", type=click.Path(exists=True, dir_okay=False),
+              help="Webhook signing secret to send with (default: the console's first).")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle to verify the console's TLS certificate (the demo's cert.pem).")
+@click.option("--wait", "wait_s", type=click.FloatRange(0.1, 600), default=DEFAULT_WAIT_S,
+              show_default=True, help="Seconds each step waits for the worker to process.")
+@click.option("--drain", is_flag=True,
+              help="Process the inbox from this command while waiting (no worker running).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def run_command(out: Path, console_url: str, secret_file: str | None, ca_file: str | None,
+                wait_s: float, drain: bool, as_json: bool):
+    from console.cli import cli_actor, emit
+    from console.evidence.pack import PackError, check_out_dir, write_pack
+    from console.unit_of_work import database
+
+    settings = current_app.extensions["settings"]
+    if settings.is_production:
+        raise click.UsageError("evidence runs create cards and traffic: sandbox only")
+    try:
+        webhook_url(console_url)
+        check_out_dir(out)
+    except ValueError as exc:  # PackError included
+        raise click.UsageError(str(exc)) from None
+    secret = _secret(settings, secret_file)
+    drainer = None
+    if drain:
+        from console.pipeline.worker import Worker
+
+        drainer = Worker(database(), settings.ingress, name="evidence-drain").run_once
+    run_id = "ev" + "".join(secrets.choice(string.ascii_lowercase + string.digits)
+                            for _ in range(8))
+    result = EvidenceRun(database(), console_url, secret, actor=cli_actor(), run_id=run_id,
+                         wait_s=wait_s, verify=ca_file or True, drain=drainer).run()
+    try:
+        manifest = write_pack(out, result, environment=settings.environment.value,
+                              version=console_version(), console_url=console_url,
+                              signing_key=settings.audit.export_signing_key)
+    except PackError as exc:
+        raise click.UsageError(str(exc)) from None
+    summary = {**result.summary(), "out": str(out), "signed": manifest["key_id"] is not None,
+               "key_id": manifest["key_id"]}
+    lines = [f"{'PASS' if s['passed'] else 'FAIL'}  {s['scenario']}"
+             + (f"  - {s['reason']}" if s["reason"] else "") for s in summary["steps"]]
+    lines.append(f"{result.passed}/{len(result.steps)} passed; pack in {out}"
+                 + ("" if summary["signed"] else " (UNSIGNED: no audit export key configured)"))
+    emit(as_json, summary, "\n".join(lines))
+    if result.passed != len(result.steps):
+        raise SystemExit(1)
