@@ -156,10 +156,11 @@ def audit_archive(as_json: bool):
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_group)
-    from console.audit.commands import export_command, public_key_command
+    from console.audit.commands import export_command, public_key_command, verifier_command
 
     audit_group.add_command(export_command)
     audit_group.add_command(public_key_command)
+    audit_group.add_command(verifier_command)
     app.cli.add_command(audit_group)
     from console.auth.commands import auth_group
 

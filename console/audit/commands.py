@@ -1,7 +1,9 @@
-"""`flask --app wsgi audit export|public-key`: signed exports of the audit log for auditors.
+"""`flask --app wsgi audit export|public-key|verifier`: signed exports of the audit log for
+auditors, the key to check them and the one-file verifier to check them with.
 
     flask --app wsgi audit export [--since YYYY-MM-DD] [--until YYYY-MM-DD] --out FILE [--json]
     flask --app wsgi audit public-key [--json]
+    flask --app wsgi audit verifier --out FILE [--json]
 
 Both join the ``audit`` group next to ``audit verify`` (console.cli). Exit 2 when export is not
 configured or the window cannot be exported (click's usage/configuration convention).
@@ -21,6 +23,7 @@ from flask.cli import with_appcontext
 from console.audit.export import ExportRefused, ExportWindow, export_log
 from console.audit.export_format import key_fingerprint, public_key_file_text, public_key_pem
 from console.audit.settings import KEY_VARIABLE
+from console.audit.standalone import FILENAME, StandaloneError, build
 from console.cli import cli_actor, emit, json_option
 from console.unit_of_work import database
 
@@ -99,3 +102,33 @@ def public_key_command(as_json: bool):
     emit(as_json, {"public_key_pem": public_key_pem(public_key),
                    "key_id": key_fingerprint(public_key)},
          public_key_file_text(public_key).rstrip("\n"))
+
+
+@click.command("verifier", help="Write the one-file offline verifier for auditors who have "
+               f"Python and cryptography but not the console (python3 {FILENAME} EXPORT.zip "
+               "--public-key PUBLIC.pem).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .py file to write (replaced only once complete).")
+@json_option
+def verifier_command(out: Path, as_json: bool):
+    try:
+        verifier = build()
+    except StandaloneError as error:
+        raise Refused(str(error)) from None
+    try:
+        fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial",
+                                       dir=out.parent)
+    except OSError as error:
+        raise Refused(f"cannot write {out} ({error.strerror})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as target:
+            target.write(verifier.text)
+        os.replace(partial, out)
+    except OSError as error:
+        os.unlink(partial)
+        raise Refused(f"cannot write {out} ({error.strerror})") from None
+    emit(as_json, {"file": str(out), "sha256": verifier.sha256, "modules": verifier.modules,
+                   "version": verifier.version},
+         f"wrote the offline verifier to {out}\n"
+         f"  sha256 {verifier.sha256}\n"
+         f"run: python3 {out} EXPORT.zip --public-key PUBLIC.pem (Python 3.11+, cryptography)")

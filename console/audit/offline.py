@@ -245,9 +245,11 @@ def _summary(report: OfflineReport) -> str:
     ])
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m console.audit.offline") -> int:
+    """The command line; ``prog`` names it in usage and help (the one-file verifier passes its
+    own, console.audit.standalone)."""
     parser = argparse.ArgumentParser(
-        prog="python -m console.audit.offline",
+        prog=prog,
         description="Verify an audit log export offline. Exit 0 valid, 1 tampered or wrong key, "
                     "2 unreadable input.")
     parser.add_argument("export", help="the export zip")

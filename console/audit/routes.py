@@ -16,6 +16,7 @@ from console.audit.models import AuditEvent
 from console.audit.queries import PAGE_SIZE, AuditFilter, search, text_problem
 from console.audit.services import record
 from console.audit.settings import KEY_VARIABLE
+from console.audit.standalone import FILENAME, StandaloneError, build
 from console.auth.sessions import now
 from console.auth.settings import SensitiveAction
 from console.auth.step_up import step_up_required
@@ -148,17 +149,39 @@ def export():
     return response
 
 
+def _configured_key(what: str):
+    key = _audit_settings().export_signing_key
+    if key is None:
+        abort(404, description=f"audit export is not configured: set {KEY_VARIABLE} (or "
+                               f"{KEY_VARIABLE}_FILE), so there is no {what} to download")
+    return key
+
+
 @bp.get("/public-key")
 @require(Permission.EXPORT_AUDIT)
 def public_key():
     """The export signing key's public half, as ``flask audit public-key`` prints it, for
     auditors to verify exports offline. Not secret, so no step-up; 404 when not configured."""
-    key = _audit_settings().export_signing_key
-    if key is None:
-        abort(404, description=f"audit export is not configured: set {KEY_VARIABLE} (or "
-                               f"{KEY_VARIABLE}_FILE), so there is no public key to download")
+    key = _configured_key("public key")
     response = current_app.response_class(public_key_file_text(key.public_key()),
                                           mimetype="application/x-pem-file")
     response.headers["Content-Disposition"] = (
         f"attachment; filename={public_key_filename(key.public_key())}")
+    return response
+
+
+@bp.get("/verifier.py")
+@require(Permission.EXPORT_AUDIT)
+def verifier():
+    """The one-file offline verifier (console.audit.standalone), as ``flask audit verifier``
+    writes it. Public code, like the public key: no step-up, not audited; offered only where
+    exports are (404 when export is not configured)."""
+    _configured_key("verifier")
+    try:
+        built = build()
+    except StandaloneError as error:
+        abort(503, description=str(error))
+    response = current_app.response_class(built.text, mimetype="text/x-python")
+    response.headers["Content-Disposition"] = f"attachment; filename={FILENAME}"
+    response.headers["X-Verifier-SHA256"] = built.sha256
     return response
