@@ -12,24 +12,52 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 # The prev_hash of row 1.
 GENESIS_HASH = "0" * 64
 
 
+# One encoder for every call: ``json.dumps`` with options builds a new one each time, which
+# was a fifth of the cost of hashing a row (bench/audit.py).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False, default=str)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False, default=str)
+    return _CANONICAL.encode(value)
+
+
+def flat_canonical_json(fields: dict[str, Any]) -> str:
+    """``canonical_json`` of a dict of text, whole numbers and nulls (a row's hashed fields),
+    written directly: twice as fast, and the same text. Anything else takes the encoder."""
+    parts = []
+    for key in sorted(fields):
+        value = fields[key]
+        if value is None:
+            text = "null"
+        elif type(value) is str:
+            text = encode_basestring(value)
+        elif type(value) is int:
+            text = str(value)
+        else:
+            return canonical_json(fields)
+        parts.append(f"{encode_basestring(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
 
 
 def timestamp_text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-11-27T09:30:00.000000Z``: always microseconds, always UTC, a four-digit year.
+    (``isoformat`` writes the same text as ``strftime("%Y-%m-%dT%H:%M:%S.%fZ")`` at a
+    third of the cost.)"""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(
+        timespec="microseconds") + "Z"
 
 
 def row_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     """sha256 over the previous hash and the row's canonical content (details as stored)."""
-    content = canonical_json(fields)
+    content = flat_canonical_json(fields)
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
 
 
@@ -51,12 +79,20 @@ def hashed_fields(*, seq, occurred_at, actor_type, actor_id, action, target_type
 
 
 def fields_of(event) -> dict[str, Any]:
-    return hashed_fields(
-        seq=event.seq, occurred_at=event.occurred_at, actor_type=event.actor_type,
-        actor_id=event.actor_id, action=event.action, target_type=event.target_type,
-        target_id=event.target_id, outcome=event.outcome, source_ip=event.source_ip,
-        request_id=event.request_id, details=event.details,
-    )
+    """``hashed_fields`` of a row: the same dict, built directly (it runs once per row)."""
+    return {
+        "seq": event.seq,
+        "occurred_at": timestamp_text(event.occurred_at),
+        "actor_type": event.actor_type,
+        "actor_id": event.actor_id,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "outcome": event.outcome,
+        "source_ip": event.source_ip,
+        "request_id": event.request_id,
+        "details": event.details,
+    }
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ Standard library, ``cryptography`` and ``console.audit.chain`` only: the auditor
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -30,7 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from console.audit.chain import canonical_json, fields_of, timestamp_text
+from console.audit.chain import canonical_json, fields_of, flat_canonical_json, timestamp_text
 
 FORMAT = "finci-console-audit-export/1"
 EVENTS_NAME = "events.jsonl"
@@ -40,7 +41,7 @@ CHECKPOINTS_NAME = "checkpoints.jsonl"
 MEMBERS = (EVENTS_NAME, MANIFEST_NAME, SIGNATURE_NAME)
 
 _HASH = re.compile(r"[0-9a-f]{64}")
-_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # console.audit.chain.timestamp_text
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")  # chain.timestamp_text
 _REQUIRED_TEXT = ("occurred_at", "actor_type", "actor_id", "action", "outcome", "details")
 _OPTIONAL_TEXT = ("target_type", "target_id", "source_ip", "request_id")
 ROW_KEYS = frozenset({"seq", *_REQUIRED_TEXT, *_OPTIONAL_TEXT, "prev_hash", "hash"})
@@ -62,8 +63,8 @@ def is_count(value: Any) -> bool:
 
 def event_line(row) -> bytes:
     """One audit row (database row or ORM object) as its events.jsonl line."""
-    return (canonical_json(fields_of(row) | {"prev_hash": row.prev_hash, "hash": row.row_hash})
-            + "\n").encode()
+    return (flat_canonical_json(fields_of(row) | {"prev_hash": row.prev_hash,
+                                                  "hash": row.row_hash}) + "\n").encode()
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,15 @@ def parse_event_line(line: bytes, number: int) -> ExportedRow:
 
 
 def _timestamp(text: str, where: str, key: str) -> dt.datetime:
-    try:
-        return dt.datetime.strptime(text, _TIMESTAMP).replace(tzinfo=dt.UTC)
-    except ValueError:
+    """Exactly the shape ``timestamp_text`` writes; a re-formatted time is malformed."""
+    moment = None
+    if _TIMESTAMP.fullmatch(text):
+        with contextlib.suppress(ValueError):  # the right shape, no such moment (February 30)
+            moment = dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=dt.UTC)
+    if moment is None:
         raise MalformedExport(f"{where}: {key} is not a timestamp like "
-                              "2026-11-27T09:30:00.000000Z") from None
+                              "2026-11-27T09:30:00.000000Z")
+    return moment
 
 
 # --- checkpoints.jsonl -----------------------------------------------------------------------

@@ -26,7 +26,7 @@ def archived_through(session: Session) -> tuple[int, str]:
 
 
 def iter_rows(session: Session, *, first: int = 1, last: int | None = None,
-              batch: int = 1000) -> Iterator:
+              batch: int = 5000) -> Iterator:
     """Rows ``first``..``last`` (or to the end) in sequence order, fetched in batches."""
     after = first - 1
     while True:
@@ -41,7 +41,7 @@ def iter_rows(session: Session, *, first: int = 1, last: int | None = None,
         after = chunk[-1].seq
 
 
-def verify_chain(session: Session, batch: int = 1000) -> ChainReport:
+def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
     archived, anchor = archived_through(session)
     report = verify_rows(iter_rows(session, first=archived + 1, batch=batch),
                          first_seq=archived + 1, anchor=anchor)

@@ -203,6 +203,11 @@ def test_a_signed_manifest_with_malformed_checkpoint_fields(log, signing_key, tm
      "line 1: seq must be a whole number"),
     (b'{"seq":3,"hash":"' + b"a" * 64 + b'","signed_at":"x","key_id":"k","signature":"s"}\n',
      "line 1: signed_at is not a timestamp"),
+    # The right shape, but no such day; and a real moment written other than the console does.
+    (b'{"seq":3,"hash":"' + b"a" * 64 + b'","signed_at":"2030-02-30T00:00:00.000000Z",'
+     b'"key_id":"k","signature":"s"}\n', "line 1: signed_at is not a timestamp"),
+    (b'{"seq":3,"hash":"' + b"a" * 64 + b'","signed_at":"2030-1-01T00:00:00.000000Z",'
+     b'"key_id":"k","signature":"s"}\n', "line 1: signed_at is not a timestamp"),
 ])
 def test_unreadable_checkpoint_lines(log, signing_key, tmp_path, public_key_file, capsys, line,
                                      message):

@@ -7,7 +7,6 @@ each kind, from the one-file verifier in a bare interpreter; the untouched expor
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import random
 import zipfile
@@ -15,16 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, update
 
 from console.audit import Actor, offline, standalone
-from console.audit.chain import canonical_json, hashed_fields, row_hash
-from console.audit.checkpoint_format import sign_checkpoint
+from console.audit.chain import canonical_json
 from console.audit.export import ExportWindow, export_log
 from console.audit.export_format import manifest_bytes
-from console.audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent, AuditHead
 from tests.audit.conftest import members, rewrite, write_export
 from tests.audit.test_standalone import run_bare
+from tests.support.audit_chain import write_chain
 
 ROWS = 10_000
 CHECKPOINT_EVERY = 1_000
@@ -32,41 +29,12 @@ CASES = 28  # 4 of each kind; ~0.4 s each in-process on 10,000 rows
 _BUILT: dict[str, Path] = {}
 
 
-def _bulk_chain(session, signing_key) -> None:
-    """10,000 rows through the chain's own hash functions, inserted in one executemany (record()
-    would take ~15 s on SQLite and more on PostgreSQL); a signed checkpoint every 1,000 rows."""
-    start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    prev, rows, checkpoints = GENESIS_HASH, [], []
-    for seq in range(1, ROWS + 1):
-        fields = hashed_fields(
-            seq=seq, occurred_at=start + dt.timedelta(seconds=seq), actor_type="user",
-            actor_id=f"user{seq % 17}", action="audit.log.view",
-            target_type="card" if seq % 3 else None, target_id=f"c{seq}" if seq % 3 else None,
-            outcome="success", source_ip="192.0.2.7" if seq % 2 else None,
-            request_id=f"req-{seq}" if seq % 5 else None,
-            details=canonical_json({"n": seq, "note": "ünïcode"}))
-        digest = row_hash(prev, fields)
-        rows.append({**fields, "occurred_at": start + dt.timedelta(seconds=seq),
-                     "prev_hash": prev, "row_hash": digest})
-        if seq % CHECKPOINT_EVERY == 0:
-            at = start + dt.timedelta(seconds=seq, milliseconds=1)
-            key_id, signature = sign_checkpoint(signing_key, seq=seq, hash=digest, signed_at=at)
-            checkpoints.append({"seq": seq, "hash": digest, "signed_at": at, "key_id": key_id,
-                                "signature": signature})
-        prev = digest
-    session.execute(insert(AuditEvent.__table__), rows)
-    session.execute(insert(AuditCheckpoint.__table__), checkpoints)
-    if session.execute(update(AuditHead).values(seq=ROWS, row_hash=prev)).rowcount == 0:
-        session.add(AuditHead(id=1, seq=ROWS, row_hash=prev))
-    session.flush()
-
-
 @pytest.fixture
 def big_export(backend, request, signing_key, tmp_path_factory) -> Path:
     """Built once per backend and reused: the tests only read the file."""
     if backend not in _BUILT:
         session = request.getfixturevalue("db_session")
-        _bulk_chain(session, signing_key)
+        write_chain(session, signing_key, rows=ROWS, checkpoint_every=CHECKPOINT_EVERY)
         result = export_log(session, actor=Actor.cli("auditor"), signing_key=signing_key,
                             window=ExportWindow(), max_rows=ROWS + 10)
         _BUILT[backend] = write_export(result, tmp_path_factory.mktemp(backend) / "big.zip")

@@ -5,6 +5,8 @@ with direct database access.
 """
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from console.audit import Actor, AuditAction, record
@@ -95,3 +97,37 @@ def test_a_row_repeated_in_an_export_is_named_out_of_order(chain):
     assert not report.ok
     assert report.broken_seq == 2 and report.rows == 4 and report.head_seq == 3
     assert report.problem == "row 2 appears out of order after row 3"
+
+
+def test_timestamp_text_writes_what_the_chain_has_always_hashed():
+    """Rows hashed before ``timestamp_text`` moved from strftime to isoformat must still verify:
+    the two agree on every moment, whatever its zone, with or without microseconds."""
+    import datetime as dt
+    import random
+
+    from console.audit.chain import timestamp_text
+
+    rng = random.Random(15)
+    start = dt.datetime(1000, 1, 1, tzinfo=dt.UTC)
+    for _ in range(20_000):
+        moment = start + dt.timedelta(microseconds=rng.randrange(9_000 * 365 * 86_400 * 10**6))
+        if rng.random() < 0.3:
+            moment = moment.replace(microsecond=0)
+        moment = moment.astimezone(dt.timezone(dt.timedelta(minutes=rng.randrange(-720, 721))))
+        assert timestamp_text(moment) == moment.astimezone(dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_FLAT_VALUES = st.one_of(st.none(), st.text(), st.integers(), st.booleans(),
+                         st.floats(allow_nan=False, allow_infinity=False),
+                         st.lists(st.integers(), max_size=2))
+
+
+@given(st.dictionaries(st.text(), _FLAT_VALUES, max_size=14))
+def test_flat_canonical_json_is_canonical_json(fields):
+    """The fast writer of a row's hashed fields changes no hash: for any text (quotes, control
+    characters, non-ASCII, surrogates), number or null it writes what the encoder writes, and
+    anything else (booleans, floats, lists) goes to the encoder."""
+    from console.audit.chain import canonical_json, flat_canonical_json
+
+    assert flat_canonical_json(fields) == canonical_json(fields)
