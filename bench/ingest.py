@@ -6,11 +6,14 @@ thread counts, one scratch database, plain HTTP on loopback:
 - ingress: ``POST /webhooks/finci`` of the console app (source checks, rate limit, body cap,
   Standard Webhooks verification, parsing and schema validation, masking, the message and its
   first delivery INSERTed, COMMIT before the 200);
-- reference: ``POST /bench/reference`` in the same console app and server: verify the HMAC, one
-  INSERT, COMMIT, wrapped in the same console hooks (see bench/reference_app.py). The target,
-  ingress >= 0.8x this reference's throughput, is checked against it;
-- floor: the same minimal endpoint in a bare Flask app on its own gunicorn, printed so the
-  cost of the console's shared hooks is visible too.
+- floor (the reference): the least a verify-and-store endpoint can do, in a bare Flask app on
+  its own gunicorn with the same settings (read the body, verify the HMAC, one INSERT … ON
+  CONFLICT through a pool, COMMIT; see bench/reference_app.py). The target, ingress >= 0.8x
+  the floor's throughput, is checked against it;
+- in-console reference: ``POST /bench/reference``, the same minimal endpoint inside the console
+  app and server, wrapped in every console hook: printed as a second figure, so what the shared
+  hooks cost (floor vs in-console) and what the ingress design costs (in-console vs ingress)
+  are both visible.
 
 Load: closed loop, several client processes each with several threads, every request a new
 signed presentment, from client processes started once. The endpoints are measured in many
@@ -241,23 +244,29 @@ def run(pg_url: str) -> list[Figure]:
     duration = seconds * rounds
     throughput = {name: len(values) / duration for name, values in samples.items()}
     ms = {name: [v * 1000 for v in values] for name, values in samples.items()}
-    ratio = throughput["ingress"] / throughput["reference"] if throughput["reference"] else 0
     print(f"ingest: acks ingress {len(samples['ingress'])}, reference "
           f"{len(samples['reference'])}, floor {len(samples['floor'])} in {rounds} alternating "
           f"rounds of {seconds:.1f} s; failures {failures}; {clients} client processes x "
           f"{threads} threads; gunicorn {workers} workers x 8 threads; load average "
           f"{load_before:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
           file=sys.stderr)
+    floor_ratio = throughput["ingress"] / throughput["floor"] if throughput["floor"] else 0
     return [
         Figure("ingest throughput (gunicorn, PG)", throughput["ingress"], "req/s",
-               throughput["reference"], "HMAC + 1 INSERT, same app",
-               target=">= 0.8x reference", met=ratio >= 0.8),
-        Figure("ingest throughput vs bare Flask floor", throughput["ingress"], "req/s",
-               throughput["floor"], "HMAC + 1 INSERT, bare Flask"),
+               throughput["floor"], "bare Flask: HMAC + 1 INSERT",
+               target=">= 0.8x bare endpoint", met=floor_ratio >= 0.8),
         Figure("ingest ack latency p50", percentile(ms["ingress"], 50), "ms",
-               percentile(ms["reference"], 50), "reference p50", higher_is_better=False),
+               percentile(ms["floor"], 50), "bare Flask p50", higher_is_better=False),
         Figure("ingest ack latency p99", percentile(ms["ingress"], 99), "ms",
-               percentile(ms["reference"], 99), "reference p99", higher_is_better=False),
+               percentile(ms["floor"], 99), "bare Flask p99", higher_is_better=False),
+        Figure("ingest throughput vs in-console reference", throughput["ingress"], "req/s",
+               throughput["reference"], "HMAC + 1 INSERT, console hooks"),
+        Figure("in-console reference throughput", throughput["reference"], "req/s",
+               throughput["floor"], "bare Flask: cost of console hooks"),
+        Figure("in-console reference p50", percentile(ms["reference"], 50), "ms",
+               percentile(ms["floor"], 50), "bare Flask p50", higher_is_better=False),
+        Figure("in-console reference p99", percentile(ms["reference"], 99), "ms",
+               percentile(ms["floor"], 99), "bare Flask p99", higher_is_better=False),
         Figure("ingest failed requests", float(failures["ingress"]), "requests",
                higher_is_better=False, target="0", met=failures["ingress"] == 0),
     ]
