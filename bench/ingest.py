@@ -35,9 +35,10 @@ masking 0.2 s, the stored header selection 0.2 s. So the ingress is one INSERT a
 away from the floor, which pays the same pre-ping and COMMIT; what separates them is the
 console's per-request hooks (the in-console reference against the bare app) more than the
 ingress's own work (ingress against the in-console reference). No cheap safe win was taken:
-dropping the pre-ping would save a third of the round trips but is what makes a dropped
-connection a retry rather than a 503 (tests/ingress/test_connection_loss.py), and it is paid by
-the floor too.
+dropping the pre-ping (``pool_pre_ping`` in console/db.py) would save a third of the round
+trips, but it is what replaces a pooled connection that died while idle (a database restart or
+failover) before a delivery uses it, instead of answering that delivery 503; and the floor pays
+it too, so the ratio would not move.
 """
 
 from __future__ import annotations
