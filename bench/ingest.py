@@ -87,7 +87,7 @@ class Server:
             [str(Path(sys.executable).parent / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
              self.app_path], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded shared machine starts gunicorn slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.log.seek(0)
@@ -102,6 +102,9 @@ class Server:
         raise RuntimeError(f"{self.app_path} did not start")
 
     def stop(self) -> None:
+        if getattr(self, "process", None) is None:  # never started: another server failed first
+            self.log.close()
+            return
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
