@@ -10,7 +10,7 @@ import sys
 from bench.common import DEFAULT_PG, table, write_results
 
 # Each module measures its figures against a reference taken in the same run.
-MODULES = ("ingest", "decisioning", "lifecycle", "panels", "audit")
+MODULES = ("ingest", "decisioning", "lifecycle", "drain", "panels", "audit")
 
 
 def main(argv: list[str] | None = None) -> int:

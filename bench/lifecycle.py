@@ -69,6 +69,23 @@ def _process(database, session, bodies: list[dict]) -> tuple[float, list[float]]
     return elapsed, _apply_times(session, since)
 
 
+def use_handlers(registrations) -> None:
+    """Replace every registered handler by ``registrations`` (the no-op reference and back)."""
+    from console.pipeline import handlers
+
+    for message_type in list(handlers.registered_types()):
+        handlers.remove(message_type)
+    for registration in registrations:
+        handlers.add(registration.message_type, registration.handler, name=registration.name)
+
+
+def noop_handlers() -> list:
+    from console.pipeline import handlers
+
+    return [handlers.Registration(t, "bench.noop", lambda _ctx: None)
+            for t in ("authorization", "presentment", "reversal")]
+
+
 def run(pg_url: str) -> list[Figure]:
     from console.cards.services import issue_funded_card
     from console.db import Database, make_engine
@@ -87,16 +104,8 @@ def run(pg_url: str) -> list[Figure]:
         session.commit()
         handlers.load()
         real = [handlers.handler_for(t) for t in handlers.registered_types()]
-
-        def use(registrations) -> None:
-            for message_type in list(handlers.registered_types()):
-                handlers.remove(message_type)
-            for registration in registrations:
-                handlers.add(registration.message_type, registration.handler,
-                             name=registration.name)
-
-        noop = [handlers.Registration(t, "bench.noop", lambda _ctx: None)
-                for t in ("authorization", "presentment", "reversal")]
+        use = use_handlers
+        noop = noop_handlers()
         # Rounds alternate between the reference and the real handlers, so a change in the
         # machine's load during the run weighs on both alike.
         lifecycle_s = reference_s = 0.0

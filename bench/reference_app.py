@@ -7,8 +7,9 @@ deduplication or delivery record), served two ways with the same gunicorn config
 - ``create_console_app()``: inside the console app itself, so every hook the console runs on
   every response (request ids, CSP and security headers, default-deny permissions, CSRF
   exemption, error handlers) is paid by both sides: the ratio isolates what the ingress design
-  costs. This is the reference the target (>= 0.8x) is checked against.
-- ``create_app()``: a bare Flask app with nothing else: the floor, printed for transparency.
+  costs; printed as a second figure.
+- ``create_app()``: a bare Flask app with nothing else: the floor, the reference the ingest
+  target (ingress >= 0.8x) is checked against.
 """
 
 from __future__ import annotations
