@@ -9,6 +9,7 @@ usage error (exit 2, one line saying why), never passed on to fail deeper as a t
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -24,9 +25,22 @@ def _refuse_nul(kind: click.ParamType, value: Any, param, ctx) -> None:
 
 
 class Path(click.Path):
+    """``output=True``: a file the command writes (by rename over it). An existing regular file
+    is replaced, as the command's help says; anything else there (a device such as /dev/null,
+    a fifo, a socket) is refused rather than replaced by a file."""
+
+    def __init__(self, *args, output: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.output = output
+
     def convert(self, value, param, ctx):
         _refuse_nul(self, value, param, ctx)
-        return super().convert(value, param, ctx)
+        converted = super().convert(value, param, ctx)
+        if self.output and os.path.lexists(value) and not (
+                os.path.isfile(value) and not os.path.islink(value)):
+            self.fail(f"{value} exists and is not a regular file; choose a file path", param,
+                      ctx)
+        return converted
 
 
 class File(click.File):

@@ -10,15 +10,20 @@ as a traceback.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from console.cli import register_commands
 
 # Values that broke a parser or the database elsewhere (tests/test_hostile_params.py), plus
-# paths and signs an operator might paste.
+# paths and signs an operator might paste. The walk runs in a temporary directory and every
+# path here is relative and stays inside it: commands write files where they are told (one
+# walk, given "../../../../etc/passwd" as root, replaced the machine's /etc/passwd). Writing
+# over a device is covered by test_an_output_path_that_is_a_device_is_refused below.
 HOSTILE = ["", "\x00", "a\x00b", "9" * 5000, "-1", "0", "99999999999999999999", "9999-12-31",
-           "0001-01-01T00:00", "NaN", "1e999", "\u0663", "a\r\nb", "../../../../etc/passwd",
-           "/dev/null", "--json", "4111111111111111"]
+           "0001-01-01T00:00", "NaN", "1e999", "\u0663", "a\r\nb", "missing-dir/x",
+           "sub/../x", "--json", "4111111111111111"]
 # A plausible value for a required parameter the walk is not fuzzing at the moment.
 PLAUSIBLE = {click.INT: "1", click.FLOAT: "1", click.STRING: "x"}
 
@@ -74,7 +79,9 @@ def _invocations(app):
                 yield path, target.name, value, args
 
 
-def test_no_command_answers_a_hostile_value_with_a_traceback(app):
+def test_no_command_answers_a_hostile_value_with_a_traceback(app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
     runner = app.test_cli_runner()
     invocations = list(_invocations(app))
     assert len({i[0] for i in invocations}) > 20  # the walk reaches the command tree
@@ -86,3 +93,15 @@ def test_no_command_answers_a_hostile_value_with_a_traceback(app):
             failures.append((path, name, value[:20], result.exit_code, repr(result.exception),
                              result.output[-300:]))
     assert failures == [], "\n".join(map(repr, failures))
+
+
+def test_an_output_path_that_is_a_device_is_refused(cli, tmp_path):
+    """A command that writes a file by renaming over its target must not replace a device (one
+    did replace /dev/null); a regular file is replaced as the help says."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for command in (("audit", "verifier"), ("audit", "export")):
+        result, _ = cli(*command, "--out", str(fifo))
+        assert result.exit_code == 2, result.output
+        assert "exists and is not a regular file" in result.output
+        assert fifo.is_fifo()

@@ -50,7 +50,8 @@ def _audit_settings():
                "with since <= time < until (UTC days; omit either for an open end).")
 @click.option("--since", callback=_day, metavar="YYYY-MM-DD", help="First day, included.")
 @click.option("--until", callback=_day, metavar="YYYY-MM-DD", help="Day after the last, excluded.")
-@click.option("--out", required=True, type=cli_types.Path(dir_okay=False, path_type=Path),
+@click.option("--out", required=True,
+              type=cli_types.Path(dir_okay=False, path_type=Path, output=True),
               help="The zip to write (replaced only once the export is complete and audited).")
 @json_option
 @with_appcontext
@@ -108,7 +109,8 @@ def public_key_command(as_json: bool):
 @click.command("verifier", help="Write the one-file offline verifier for auditors who have "
                f"Python and cryptography but not the console (python3 {FILENAME} EXPORT.zip "
                "--public-key PUBLIC.pem).")
-@click.option("--out", required=True, type=cli_types.Path(dir_okay=False, path_type=Path),
+@click.option("--out", required=True,
+              type=cli_types.Path(dir_okay=False, path_type=Path, output=True),
               help="The .py file to write (replaced only once complete).")
 @json_option
 def verifier_command(out: Path, as_json: bool):

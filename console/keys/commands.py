@@ -238,6 +238,8 @@ def init_master_key_command(path: str):
         generate_master_key(path)
     except FileExistsError:
         _fail(f"{path} exists; a master key is never overwritten")
+    except OSError as error:
+        _fail(f"cannot write {path} ({error.strerror})")
     click.echo(f"wrote {path}; set SECRETS_LOCAL_MASTER_KEY_FILE={path}")
 
 
