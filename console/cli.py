@@ -16,7 +16,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from console import migrate
+from console import cli_types, migrate
 from console.audit.actions import AuditAction, Outcome
 from console.audit.services import Actor, record
 from console.deployment import EnvironmentMismatch, record_environment, recorded_environment
@@ -107,10 +107,10 @@ def audit_group():
 
 @audit_group.command("verify", help="Walk the hash chain and check every signed checkpoint; "
                      "name the first problem.")
-@click.option("--public-key", "public_key_file", type=click.Path(dir_okay=False),
+@click.option("--public-key", "public_key_file", type=cli_types.Path(dir_okay=False),
               help="Check checkpoints with this PEM public key (default: the configured "
                    "AUDIT_EXPORT_SIGNING_KEY's).")
-@click.option("--checkpoint-dir", "checkpoint_dir", type=click.Path(file_okay=False),
+@click.option("--checkpoint-dir", "checkpoint_dir", type=cli_types.Path(file_okay=False),
               help="Also check the checkpoint files kept in this directory (default: "
                    "AUDIT_CHECKPOINT_DIR, when set).")
 @json_option
@@ -199,6 +199,7 @@ def register_commands(app: Flask) -> None:
 
     keys_group.add_command(card_data_group)
     app.cli.add_command(keys_group)
+    cli_types.harden(app.cli)
 
 
 class NotConfigured(click.ClickException):

@@ -20,6 +20,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from console import cli_types
 from console.audit.export import ExportRefused, ExportWindow, export_log
 from console.audit.export_format import key_fingerprint, public_key_file_text, public_key_pem
 from console.audit.settings import KEY_VARIABLE
@@ -49,7 +50,8 @@ def _audit_settings():
                "with since <= time < until (UTC days; omit either for an open end).")
 @click.option("--since", callback=_day, metavar="YYYY-MM-DD", help="First day, included.")
 @click.option("--until", callback=_day, metavar="YYYY-MM-DD", help="Day after the last, excluded.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", required=True,
+              type=cli_types.Path(dir_okay=False, path_type=Path, output=True),
               help="The zip to write (replaced only once the export is complete and audited).")
 @json_option
 @with_appcontext
@@ -107,7 +109,8 @@ def public_key_command(as_json: bool):
 @click.command("verifier", help="Write the one-file offline verifier for auditors who have "
                f"Python and cryptography but not the console (python3 {FILENAME} EXPORT.zip "
                "--public-key PUBLIC.pem).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", required=True,
+              type=cli_types.Path(dir_okay=False, path_type=Path, output=True),
               help="The .py file to write (replaced only once complete).")
 @json_option
 def verifier_command(out: Path, as_json: bool):

@@ -17,6 +17,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from console import cli_types
 from console.evidence.runner import DEFAULT_WAIT_S, EvidenceRun
 from console.finci.webhook_signature import InvalidWebhookSecret, WebhookSecret
 from console.simulator.sender import webhook_url
@@ -54,13 +55,13 @@ def evidence_group():
 @evidence_group.command("run", help="Drive FINCI's twelve sandbox steps against this console "
                         "and write the evidence pack (JSON per step, report.html, signed "
                         "manifest) into DIR.")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out", required=True, type=cli_types.Path(file_okay=False, path_type=Path),
               help="A new (or empty) folder for the pack.")
 @click.option("--console-url", default=DEMO_CONSOLE_URL, show_default=True,
               help="The console's base URL; webhooks go to {URL}/webhooks/finci.")
-@click.option("--secret-file", type=click.Path(exists=True, dir_okay=False),
+@click.option("--secret-file", type=cli_types.Path(exists=True, dir_okay=False),
               help="Webhook signing secret to send with (default: the console's first).")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False),
+@click.option("--ca-file", type=cli_types.Path(exists=True, dir_okay=False),
               help="CA bundle to verify the console's TLS certificate (the demo's cert.pem).")
 @click.option("--wait", "wait_s", type=click.FloatRange(0.1, 600), default=DEFAULT_WAIT_S,
               show_default=True, help="Seconds each step waits for the worker to process.")

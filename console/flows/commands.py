@@ -15,6 +15,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from console import cli_types
 from console.unit_of_work import database
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -129,7 +130,7 @@ flows_enable = _change_command("enable", True, "Turn a flow back on (audited; fo
 
 def _decide_command(name: str, help_text: str):
     @flows_group.command(name, help=help_text)
-    @click.argument("request_id", type=int)
+    @click.argument("request_id", type=cli_types.RECORD_ID)
     @json_option
     def command(request_id: int, as_json: bool):
         from console.cli import cli_actor

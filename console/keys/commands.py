@@ -17,6 +17,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from console import cli_types
 from console.db import utcnow
 from console.keys.services import KeyStatusReport, Status, TlsFiles, view_key_status
 from console.unit_of_work import database
@@ -120,7 +121,7 @@ def list_command(as_json: bool):
                          "--from-file, never from the command line) and make it active; the "
                          "current ones keep verifying for the overlap window.")
 @click.option("--reason", required=True)
-@click.option("--from-file", "from_file", type=click.File("r"), default=None,
+@click.option("--from-file", "from_file", type=cli_types.File("r"), default=None,
               help="Read the whsec_… value from this file instead of standard input.")
 @click.option("--stored-as", "stored_as", default=None,
               help="The secret is already in a read-only store (platform files, Vault written "
@@ -187,7 +188,7 @@ def _transition(action, credential_id: int, reason: str, as_json: bool, **extra)
 
 
 @keys_group.command("activate", help="Make a pending (or retiring) credential active.")
-@click.argument("credential_id", type=int)
+@click.argument("credential_id", type=cli_types.RECORD_ID)
 @click.option("--reason", required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def activate_command(credential_id: int, reason: str, as_json: bool):
@@ -198,7 +199,7 @@ def activate_command(credential_id: int, reason: str, as_json: bool):
 
 @keys_group.command("retire", help="Retire a credential now, or with --after-hours keep it "
                                    "accepted that long first (rotation overlap).")
-@click.argument("credential_id", type=int)
+@click.argument("credential_id", type=cli_types.RECORD_ID)
 @click.option("--reason", required=True)
 @click.option("--after-hours", type=click.IntRange(1, 24 * 30), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -213,7 +214,7 @@ def retire_command(credential_id: int, reason: str, after_hours: int | None, as_
 
 
 @keys_group.command("revoke", help="Revoke a credential at once (leaked or compromised).")
-@click.argument("credential_id", type=int)
+@click.argument("credential_id", type=cli_types.RECORD_ID)
 @click.option("--reason", required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def revoke_command(credential_id: int, reason: str, as_json: bool):
@@ -224,7 +225,7 @@ def revoke_command(credential_id: int, reason: str, as_json: bool):
 
 @keys_group.command("init-master-key", help="Write a new master key for the local keystore "
                                             "(SECRETS_BACKEND=local), mode 0600.")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=cli_types.Path(dir_okay=False))
 def init_master_key_command(path: str):
     from pathlib import Path
 
@@ -237,6 +238,8 @@ def init_master_key_command(path: str):
         generate_master_key(path)
     except FileExistsError:
         _fail(f"{path} exists; a master key is never overwritten")
+    except OSError as error:
+        _fail(f"cannot write {path} ({error.strerror})")
     click.echo(f"wrote {path}; set SECRETS_LOCAL_MASTER_KEY_FILE={path}")
 
 
@@ -282,7 +285,7 @@ def requests_command(as_json: bool):
 
 def _decide_command(name: str, help_text: str):
     @keys_group.command(name, help=help_text)
-    @click.argument("request_id", type=int)
+    @click.argument("request_id", type=cli_types.RECORD_ID)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
     def command(request_id: int, as_json: bool):
         from console.cli import cli_actor, emit

@@ -13,6 +13,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from console import cli_types
 from console.ingress.settings import IngressSettings
 from console.unit_of_work import database
 
@@ -90,7 +91,8 @@ def worker_command(once: bool, batch_size: int | None, as_json: bool):
 
 def _criteria_options(command):
     for option in reversed([
-        click.option("--message-id", type=int, default=None, help="One stored message."),
+        click.option("--message-id", type=cli_types.RECORD_ID, default=None,
+                     help="One stored message."),
         click.option("--type", "type_", default=None, help="Message type, e.g. presentment."),
         click.option("--status", default=None,
                      type=click.Choice(["processed", "dead", "parked", "pending"])),
@@ -161,7 +163,7 @@ def replay_start(message_id, type_, status, since, until, reason, as_json):
 
 
 @replay_group.command("status", help="Show one replay job, or the most recent ones.")
-@click.argument("job_id", type=int, required=False)
+@click.argument("job_id", type=cli_types.RECORD_ID, required=False)
 @json_option
 def replay_status(job_id, as_json):
     from sqlalchemy import select
@@ -185,7 +187,7 @@ def replay_status(job_id, as_json):
 
 
 @replay_group.command("cancel", help="Stop a running replay (already re-queued ones continue).")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=cli_types.RECORD_ID)
 @json_option
 def replay_cancel(job_id, as_json):
     from console.pipeline import replay

@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from console import cli_types
 from console.finci import contract
 from console.finci.webhook_signature import InvalidWebhookSecret, WebhookSecret
 from console.simulator.card_api_server import CardApiServer, Faults
@@ -35,7 +36,7 @@ from console.simulator.scenarios import SCENARIOS, active_cards, run_book, valid
 from console.simulator.sender import RetryPolicy
 
 _RATE = click.FloatRange(0.0, 1.0)
-_FILE = click.Path(exists=True, dir_okay=False)
+_FILE = cli_types.Path(exists=True, dir_okay=False)
 
 
 def _fresh_run_id() -> str:
@@ -186,7 +187,7 @@ def _scenario_command(name: str) -> click.Command:
                      help="FINCI gives up on a message after this many deliveries."),
         click.Option(["--retry-base"], type=click.FloatRange(0), default=1.0, show_default=True,
                      help="First retry backoff in seconds (doubles each time)."),
-        click.Option(["--ca-file"], type=click.Path(exists=True, dir_okay=False),
+        click.Option(["--ca-file"], type=cli_types.Path(exists=True, dir_okay=False),
                      help="CA bundle to verify the console's TLS certificate."),
         *_card_api_params(),
         click.Option(["--json", "as_json"], is_flag=True, help="Print the summary as JSON."),

@@ -12,6 +12,7 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from console import cli_types
 from console.transactions import timeline
 from console.unit_of_work import database
 
@@ -44,7 +45,8 @@ def _human(built: timeline.Timeline) -> str:
 @click.argument("identifier", required=False, default="")
 @click.option("--amount", help="Amount in major units, e.g. 12.50.")
 @click.option("--date", "day", help="A date (UTC) one of its messages was created, YYYY-MM-DD.")
-@click.option("--transaction", "transaction_id", type=int, help="The console's transaction id.")
+@click.option("--transaction", "transaction_id", type=cli_types.RECORD_ID,
+              help="The console's transaction id.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @with_appcontext
 def trace_command(identifier: str, amount: str | None, day: str | None,
