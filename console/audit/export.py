@@ -72,6 +72,12 @@ class AuditExport:
         return f"audit-export-{self.manifest['first_seq']}-{self.manifest['last_seq']}.zip"
 
 
+def check_format(events_format: str) -> None:
+    if events_format not in fmt.EVENT_FORMATS:
+        raise ExportRefused(f"unknown export format {events_format!r}: choose "
+                            f"{' or '.join(fmt.EVENT_FORMATS)}")
+
+
 def seq_range(session: Session, window: ExportWindow) -> tuple[int, int] | None:
     first = select(func.min(AuditEvent.seq))
     if window.since:
@@ -90,11 +96,78 @@ def _describe(window: ExportWindow) -> str:
     return f"between {since or 'the start'} and {until or 'now'}"
 
 
+def write_zip(sink: IO[bytes], session: Session, *, actor: Actor,
+              signing_key: Ed25519PrivateKey, window: ExportWindow, bounds: tuple[int, int],
+              exported_at: dt.datetime, events_format: str) -> dict[str, Any]:
+    """Write the export zip to ``sink`` (which need not be seekable) and return the manifest.
+    Every member is written as it is read, row by row: memory stays flat."""
+    first, last = bounds
+    stamp = exported_at.timetuple()[:6]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        events_sha = hashlib.sha256()
+        count, anchor, last_hash = 0, None, None
+        with archive.open(zipfile.ZipInfo(fmt.EVENTS_NAME, stamp), "w",
+                          force_zip64=True) as events:
+            for row in iter_rows(session, first=first, last=last):
+                line = fmt.event_line(row)
+                events.write(line)
+                events_sha.update(line)
+                anchor = row.prev_hash if anchor is None else anchor
+                count, last_hash = count + 1, row.row_hash
+        csv_digest = None
+        if events_format == fmt.CSV:
+            # A second read of the same range: audit rows are append-only, so it is the same rows
+            # (and one member is open at a time in a zip being written).
+            csv_sha = hashlib.sha256(fmt.CSV_HEADER)
+            with archive.open(zipfile.ZipInfo(fmt.EVENTS_CSV_NAME, stamp), "w",
+                              force_zip64=True) as events_csv:
+                events_csv.write(fmt.CSV_HEADER)
+                for row in iter_rows(session, first=first, last=last):
+                    line = fmt.csv_bytes(fmt.csv_row(row))
+                    events_csv.write(line)
+                    csv_sha.update(line)
+            csv_digest = csv_sha.hexdigest()
+        checkpoints_sha, checkpoints = hashlib.sha256(), 0
+        with archive.open(zipfile.ZipInfo(fmt.CHECKPOINTS_NAME, stamp), "w") as out:
+            for checkpoint in session.execute(
+                    select(AuditCheckpoint.__table__)
+                    .where(AuditCheckpoint.seq.between(first, last))
+                    .order_by(AuditCheckpoint.seq)):
+                line = fmt.checkpoint_line(checkpoint)
+                out.write(line)
+                checkpoints_sha.update(line)
+                checkpoints += 1
+        manifest = {
+            "format": fmt.FORMAT,
+            "events_format": events_format,
+            "first_seq": first,
+            "last_seq": last,
+            "count": count,
+            "anchor_prev_hash": anchor,
+            "last_hash": last_hash,
+            "events_sha256": events_sha.hexdigest(),
+            **({"events_csv_sha256": csv_digest} if csv_digest else {}),
+            "checkpoints_count": checkpoints,
+            "checkpoints_sha256": checkpoints_sha.hexdigest(),
+            "exported_at": timestamp_text(exported_at),
+            "exported_by": {"actor_type": actor.type.value, "actor_id": actor.id},
+            "window": window.as_dict(),
+            "key_id": fmt.key_fingerprint(signing_key.public_key()),
+        }
+        manifest_bytes = fmt.manifest_bytes(manifest)
+        archive.writestr(zipfile.ZipInfo(fmt.MANIFEST_NAME, stamp), manifest_bytes)
+        archive.writestr(zipfile.ZipInfo(fmt.SIGNATURE_NAME, stamp),
+                         fmt.sign(signing_key, manifest_bytes))
+    return manifest
+
+
 def export_log(session: Session, *, actor: Actor, signing_key: Ed25519PrivateKey | None,
                window: ExportWindow, max_rows: int, at: dt.datetime | None = None,
-               spool_bytes: int = SPOOL_BYTES, bounds: tuple[int, int] | None = None
-               ) -> AuditExport:
-    """``bounds`` (first, last seq) replaces the window's range: retention's archives."""
+               spool_bytes: int = SPOOL_BYTES, bounds: tuple[int, int] | None = None,
+               events_format: str = fmt.JSONL) -> AuditExport:
+    """``bounds`` (first, last seq) replaces the window's range: retention's archives.
+    ``events_format`` "csv" adds events.csv beside events.jsonl."""
+    check_format(events_format)
     if signing_key is None:
         raise ExportNotConfigured(
             f"audit export is not configured: set {KEY_VARIABLE} (or {KEY_VARIABLE}_FILE) to "
@@ -109,49 +182,11 @@ def export_log(session: Session, *, actor: Actor, signing_key: Ed25519PrivateKey
             f"{max_rows:,} (AUDIT_EXPORT_MAX_ROWS); choose a narrower window")
 
     exported_at = (at or utcnow()).astimezone(dt.UTC)
-    stamp = exported_at.timetuple()[:6]
     spool = tempfile.SpooledTemporaryFile(max_size=spool_bytes)  # noqa: SIM115 - returned open
     try:
-        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            events_sha = hashlib.sha256()
-            count, anchor, last_hash = 0, None, None
-            with archive.open(zipfile.ZipInfo(fmt.EVENTS_NAME, stamp), "w",
-                              force_zip64=True) as events:
-                for row in iter_rows(session, first=first, last=last):
-                    line = fmt.event_line(row)
-                    events.write(line)
-                    events_sha.update(line)
-                    anchor = row.prev_hash if anchor is None else anchor
-                    count, last_hash = count + 1, row.row_hash
-            checkpoints_sha, checkpoints = hashlib.sha256(), 0
-            with archive.open(zipfile.ZipInfo(fmt.CHECKPOINTS_NAME, stamp), "w") as out:
-                for checkpoint in session.execute(
-                        select(AuditCheckpoint.__table__)
-                        .where(AuditCheckpoint.seq.between(first, last))
-                        .order_by(AuditCheckpoint.seq)):
-                    line = fmt.checkpoint_line(checkpoint)
-                    out.write(line)
-                    checkpoints_sha.update(line)
-                    checkpoints += 1
-            manifest = {
-                "format": fmt.FORMAT,
-                "first_seq": first,
-                "last_seq": last,
-                "count": count,
-                "anchor_prev_hash": anchor,
-                "last_hash": last_hash,
-                "events_sha256": events_sha.hexdigest(),
-                "checkpoints_count": checkpoints,
-                "checkpoints_sha256": checkpoints_sha.hexdigest(),
-                "exported_at": timestamp_text(exported_at),
-                "exported_by": {"actor_type": actor.type.value, "actor_id": actor.id},
-                "window": window.as_dict(),
-                "key_id": fmt.key_fingerprint(signing_key.public_key()),
-            }
-            manifest_bytes = fmt.manifest_bytes(manifest)
-            archive.writestr(zipfile.ZipInfo(fmt.MANIFEST_NAME, stamp), manifest_bytes)
-            archive.writestr(zipfile.ZipInfo(fmt.SIGNATURE_NAME, stamp),
-                             fmt.sign(signing_key, manifest_bytes))
+        manifest = write_zip(spool, session, actor=actor, signing_key=signing_key,
+                             window=window, bounds=bounds, exported_at=exported_at,
+                             events_format=events_format)
         size = spool.tell()
         spool.seek(0)
         file_sha = hashlib.sha256()
@@ -165,7 +200,8 @@ def export_log(session: Session, *, actor: Actor, signing_key: Ed25519PrivateKey
     record(session, actor=actor, action=AuditAction.AUDIT_LOG_EXPORT,
            target=Target("audit_export", file_sha.hexdigest()), at=exported_at,
            details={"window": manifest["window"], "first_seq": first, "last_seq": last,
-                    "count": count, "file_sha256": file_sha.hexdigest(),
+                    "count": manifest["count"], "format": events_format,
+                    "file_sha256": file_sha.hexdigest(),
                     "events_sha256": manifest["events_sha256"], "key_id": manifest["key_id"]})
     return AuditExport(file=spool, size=size, file_sha256=file_sha.hexdigest(),
                        manifest=manifest)

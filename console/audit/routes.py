@@ -11,7 +11,12 @@ from console.audit.actions import AuditAction, Outcome
 from console.audit.checkpoints import NO_KEY, verify_log
 from console.audit.diff import present
 from console.audit.export import ExportNotConfigured, ExportRefused, ExportWindow, export_log
-from console.audit.export_format import key_fingerprint, public_key_file_text, public_key_filename
+from console.audit.export_format import (
+    JSONL,
+    key_fingerprint,
+    public_key_file_text,
+    public_key_filename,
+)
 from console.audit.models import AuditEvent
 from console.audit.queries import PAGE_SIZE, AuditFilter, search, text_problem
 from console.audit.services import record
@@ -135,7 +140,8 @@ def export():
         audit = _audit_settings()
         result = export_log(request_session(), actor=current_actor(),
                             signing_key=audit.export_signing_key, window=window,
-                            max_rows=audit.export_max_rows, at=now())
+                            max_rows=audit.export_max_rows, at=now(),
+                            events_format=request.form.get("format", JSONL))
     except ExportNotConfigured as refused:
         abort(503, description=str(refused))
     except ExportRefused as refused:
