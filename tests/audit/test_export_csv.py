@@ -220,6 +220,9 @@ def test_the_export_form_offers_csv_and_posts_it(as_compliance, db_session, tmp_
                                                  public_key_file, capsys):
     body = as_compliance.get("/audit/").get_data(as_text=True)
     assert '<select name="format">' in body and '<option value="csv">' in body
+    # The streamed download with progress: a static script (the CSP allows no inline one).
+    assert "data-export-stream" in body and "/static/js/audit-export.js" in body
+    assert "data-export-progress" in body
     record(db_session, actor=Actor.cli("=cmd"), action=AuditAction.AUDIT_LOG_VIEW)
     db_session.flush()
     response = as_compliance.post("/audit/export", buffered=True, data={
