@@ -1,7 +1,8 @@
 """`flask --app wsgi audit export|public-key|verifier`: signed exports of the audit log for
 auditors, the key to check them and the one-file verifier to check them with.
 
-    flask --app wsgi audit export [--since YYYY-MM-DD] [--until YYYY-MM-DD] --out FILE [--json]
+    flask --app wsgi audit export [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--format csv|jsonl]
+        --out FILE [--json]
     flask --app wsgi audit public-key [--json]
     flask --app wsgi audit verifier --out FILE [--json]
 
@@ -22,7 +23,13 @@ from flask.cli import with_appcontext
 
 from console import cli_types
 from console.audit.export import ExportRefused, ExportWindow, export_log
-from console.audit.export_format import key_fingerprint, public_key_file_text, public_key_pem
+from console.audit.export_format import (
+    EVENT_FORMATS,
+    JSONL,
+    key_fingerprint,
+    public_key_file_text,
+    public_key_pem,
+)
 from console.audit.settings import KEY_VARIABLE
 from console.audit.standalone import FILENAME, StandaloneError, build
 from console.cli import cli_actor, emit, json_option
@@ -53,10 +60,13 @@ def _audit_settings():
 @click.option("--out", required=True,
               type=cli_types.Path(dir_okay=False, path_type=Path, output=True),
               help="The zip to write (replaced only once the export is complete and audited).")
+@click.option("--format", "events_format", type=click.Choice(EVENT_FORMATS), default=JSONL,
+              show_default=True, help="csv adds events.csv (for spreadsheets) beside the "
+                                      "chain-carrying events.jsonl.")
 @json_option
 @with_appcontext
 def export_command(since: dt.datetime | None, until: dt.datetime | None, out: Path,
-                   as_json: bool):
+                   events_format: str, as_json: bool):
     audit = _audit_settings()
     # Written beside the target and renamed after the commit: no partial or unaudited file.
     try:
@@ -69,7 +79,8 @@ def export_command(since: dt.datetime | None, until: dt.datetime | None, out: Pa
             result = export_log(session, actor=cli_actor(),
                                 signing_key=audit.export_signing_key,
                                 window=ExportWindow(since, until),
-                                max_rows=audit.export_max_rows)
+                                max_rows=audit.export_max_rows,
+                                events_format=events_format)
             with result.file:
                 while chunk := result.file.read(1024 * 1024):
                     target.write(chunk)

@@ -8,6 +8,15 @@ An export is a zip of three members:
 - ``manifest.json``: the range (first/last seq, count), the anchor (the first row's prev_hash),
   the last row's hash, the SHA-256 of ``events.jsonl``, who exported it, when, for which window,
   and the signing key's fingerprint.
+- ``events.csv`` (CSV exports only, manifest ``events_format: "csv"``): the same rows for
+  spreadsheets, a header row then one row per event, the columns of ``CSV_COLUMNS``, details as
+  its stored compact JSON, null as an empty cell, and a cell that begins with = + - @ TAB or CR
+  prefixed with a single quote (spreadsheet formula injection). Those two rules lose
+  information (null and "" look alike; a value that really begins with a quote is ambiguous),
+  so the chain cannot be recomputed exactly from CSV alone: ``events.jsonl`` stays in the zip
+  as the chain-carrying member, and the verifier renders every verified JSON row as its CSV row
+  (``csv_row``) and compares cell by cell, naming the first differing row. The manifest holds
+  the CSV's SHA-256 too (``events_csv_sha256``).
 - ``manifest.sig``: base64 Ed25519 signature over the exact bytes of ``manifest.json``.
 - ``checkpoints.jsonl``: the signed checkpoints (``console.audit.checkpoint_format``) whose row
   lies in the exported range, one canonical JSON object per line in seq order; the manifest
@@ -21,8 +30,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -38,7 +49,14 @@ EVENTS_NAME = "events.jsonl"
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 CHECKPOINTS_NAME = "checkpoints.jsonl"
+EVENTS_CSV_NAME = "events.csv"
 MEMBERS = (EVENTS_NAME, MANIFEST_NAME, SIGNATURE_NAME)
+JSONL, CSV = "jsonl", "csv"
+EVENT_FORMATS = (JSONL, CSV)
+CSV_COLUMNS = ("seq", "occurred_at", "actor_type", "actor_id", "action", "target_type",
+               "target_id", "outcome", "source_ip", "request_id", "details", "prev_hash",
+               "hash")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")  # chain.timestamp_text
@@ -63,8 +81,36 @@ def is_count(value: Any) -> bool:
 
 def event_line(row) -> bytes:
     """One audit row (database row or ORM object) as its events.jsonl line."""
-    return (flat_canonical_json(fields_of(row) | {"prev_hash": row.prev_hash,
-                                                  "hash": row.row_hash}) + "\n").encode()
+    return (flat_canonical_json(row_values(row)) + "\n").encode()
+
+
+def row_values(row) -> dict[str, Any]:
+    """What events.jsonl holds for a row (database row, ORM object or ``ExportedRow``)."""
+    return fields_of(row) | {"prev_hash": row.prev_hash, "hash": row.row_hash}
+
+
+# --- events.csv ------------------------------------------------------------------------------
+
+def csv_cell(value: Any) -> str:
+    """A value as its CSV cell: null empty, and a would-be formula quoted with a leading '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_row(row) -> list[str]:
+    """The CSV cells of a row, from the same values as its events.jsonl line."""
+    values = row_values(row)
+    return [csv_cell(values[column]) for column in CSV_COLUMNS]
+
+
+def csv_bytes(cells) -> bytes:
+    """One CSV record (RFC 4180: CRLF, quoted where needed), UTF-8."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
+    return out.getvalue().encode()
+
+
+CSV_HEADER = csv_bytes(CSV_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ the hash chain (every row's hash recomputed, every link checked from the signed 
 signed last hash), and every checkpoint in checkpoints.jsonl is signed by the same key and names
 the hash of the exported row at its seq. Exit 1: the first problem found (wrong key, changed
 manifest or signature, a changed, missing, inserted or reordered row, a chain rewritten before
-export that no longer matches its checkpoints). Exit 2: the input cannot be read (not a zip, a
+export that no longer matches its checkpoints; in a CSV export, the first events.csv row that
+differs from its verified events.jsonl row). Exit 2: the input cannot be read (not a zip, a
 member missing, bad JSON, an unreadable key file).
 
 Imports only the standard library, ``cryptography`` and the chain and file-format modules
@@ -21,7 +22,9 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import csv
 import hashlib
+import io
 import json
 import sys
 import zipfile
@@ -104,6 +107,13 @@ def _check_manifest(manifest: dict[str, Any]) -> None:
     for key in ("anchor_prev_hash", "last_hash", "events_sha256"):
         if not fmt.is_hash(manifest.get(key)):
             raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME}: {key} is not a SHA-256 hex digest")
+    if manifest.get("events_format", fmt.JSONL) not in fmt.EVENT_FORMATS:
+        raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME}: events_format is not "
+                                  f"{' or '.join(fmt.EVENT_FORMATS)}")
+    if manifest.get("events_format") == fmt.CSV and not fmt.is_hash(
+            manifest.get("events_csv_sha256")):
+        raise fmt.MalformedExport(f"{fmt.MANIFEST_NAME}: events_csv_sha256 is not a SHA-256 "
+                                  "hex digest")
     if "checkpoints_sha256" in manifest and not (
             fmt.is_hash(manifest["checkpoints_sha256"])
             and fmt.is_count(manifest.get("checkpoints_count"))):
@@ -121,6 +131,82 @@ def _event_lines(archive: zipfile.ZipFile) -> Iterator[bytes]:
                 yield line
     except _ZIP_ERRORS as error:
         raise fmt.MalformedExport(f"cannot read {fmt.EVENTS_NAME} from the export "
+                                  f"({error})") from None
+
+
+class _CsvRows:
+    """events.csv read alongside events.jsonl: each verified JSON row is rendered as its CSV row
+    (``export_format.csv_row``) and compared cell by cell; the first difference is kept."""
+
+    def __init__(self, archive: zipfile.ZipFile):
+        self.digest = hashlib.sha256()
+        self.problem: tuple[str, int | None] | None = None
+        self.number = 0
+        self._member = archive.open(fmt.EVENTS_CSV_NAME)
+        text = io.TextIOWrapper(self._member, encoding="utf-8", newline="")
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
+        self._reader = csv.reader(self._hashed(text))
+        try:
+            header = self._next()
+        except fmt.MalformedExport:
+            self.close()
+            raise
+        if header != list(fmt.CSV_COLUMNS):
+            self.close()
+            raise fmt.MalformedExport(f"{fmt.EVENTS_CSV_NAME}: the header row is not "
+                                      f"{','.join(fmt.CSV_COLUMNS)}")
+
+    def _hashed(self, text: io.TextIOWrapper) -> Iterator[str]:
+        while line := text.readline(MAX_LINE_BYTES + 1):
+            if len(line) > MAX_LINE_BYTES:
+                raise fmt.MalformedExport(f"{fmt.EVENTS_CSV_NAME} has a line longer than "
+                                          f"{MAX_LINE_BYTES:,} characters")
+            self.digest.update(line.encode())
+            yield line
+
+    def _next(self) -> list[str] | None:
+        try:
+            return next(self._reader, None)
+        except (csv.Error, UnicodeDecodeError, *_ZIP_ERRORS) as error:
+            raise fmt.MalformedExport(f"cannot read {fmt.EVENTS_CSV_NAME} from the export "
+                                      f"({error})") from None
+
+    def compare(self, row: fmt.ExportedRow) -> None:
+        cells = self._next()
+        if self.problem:
+            return
+        self.number += 1
+        where = f"{fmt.EVENTS_CSV_NAME} row {self.number} (seq {row.seq})"
+        if cells is None:
+            self.problem = (f"{where} is missing (events.jsonl has it)", row.seq)
+            return
+        expected = fmt.csv_row(row)
+        if len(cells) != len(expected):
+            self.problem = (f"{where} has {len(cells)} cells, not {len(expected)}", row.seq)
+            return
+        for column, cell, want in zip(fmt.CSV_COLUMNS, cells, expected, strict=True):
+            if cell != want:
+                self.problem = (f"{where}: {column} is {cell!r}, but events.jsonl has "
+                                f"{want!r} (edited after export)", row.seq)
+                return
+
+    def finish(self) -> tuple[str, int | None] | None:
+        if self.problem:
+            return self.problem
+        if self._next() is not None:
+            return (f"{fmt.EVENTS_CSV_NAME}: row {self.number + 1} was added after the last "
+                    "exported event", None)
+        return None
+
+    def close(self) -> None:
+        self._member.close()
+
+
+def _open_csv(archive: zipfile.ZipFile) -> _CsvRows:
+    try:
+        return _CsvRows(archive)
+    except _ZIP_ERRORS as error:
+        raise fmt.MalformedExport(f"cannot read {fmt.EVENTS_CSV_NAME} from the export "
                                   f"({error})") from None
 
 
@@ -166,8 +252,10 @@ def _verify_archive(archive: zipfile.ZipFile, public_key: Ed25519PublicKey) -> O
                       f"{fmt.SIGNATURE_NAME} was changed after export")
     _check_manifest(manifest)
     # Exports from before checkpoints existed have no checkpoints.jsonl (and say so, signed).
-    signed_members = fmt.MEMBERS + ((fmt.CHECKPOINTS_NAME,) if "checkpoints_sha256" in manifest
-                                    else ())
+    is_csv = manifest.get("events_format") == fmt.CSV
+    signed_members = (fmt.MEMBERS
+                      + ((fmt.CHECKPOINTS_NAME,) if "checkpoints_sha256" in manifest else ())
+                      + ((fmt.EVENTS_CSV_NAME,) if is_csv else ()))
     extra = sorted(name for name, n in names.items() if name not in signed_members or n > 1)
     if extra:
         return failed(f"the export holds files the signature does not cover: {', '.join(extra)}")
@@ -191,6 +279,10 @@ def _verify_archive(archive: zipfile.ZipFile, public_key: Ed25519PublicKey) -> O
     first, last = manifest["first_seq"], manifest["last_seq"]
     digest = hashlib.sha256()
 
+    if is_csv and fmt.EVENTS_CSV_NAME not in names:
+        raise fmt.MalformedExport(f"the export has no {fmt.EVENTS_CSV_NAME}")
+    table = _open_csv(archive) if is_csv else None
+
     def rows(lines: Iterator[bytes]):
         for number, line in enumerate(lines, 1):
             digest.update(line)
@@ -198,9 +290,17 @@ def _verify_archive(archive: zipfile.ZipFile, public_key: Ed25519PublicKey) -> O
             if row.seq in checkpointed:
                 row_hashes[row.seq] = row.row_hash
             yield row
+            if table:  # only rows the chain walk accepted reach the comparison
+                table.compare(row)
 
-    with closing(_event_lines(archive)) as lines:
-        report = verify_rows(rows(lines), first_seq=first, anchor=manifest["anchor_prev_hash"])
+    try:
+        with closing(_event_lines(archive)) as lines:
+            report = verify_rows(rows(lines), first_seq=first,
+                                 anchor=manifest["anchor_prev_hash"])
+        csv_problem = table.finish() if table else None
+    finally:
+        if table:
+            table.close()
     where = f"{fmt.EVENTS_NAME}: "
     if not report.ok:
         return failed(where + str(report.problem), report.broken_seq)
@@ -220,7 +320,13 @@ def _verify_archive(archive: zipfile.ZipFile, public_key: Ed25519PublicKey) -> O
     if digest.hexdigest() != manifest["events_sha256"]:
         return failed(where + "the file differs from the SHA-256 in the manifest (edited "
                       "after export)")
-    # 3. The exported rows still have the hashes the console signed at its checkpoints: a chain
+    # 3. events.csv shows the same rows, cell for cell, and is the file that was signed.
+    if csv_problem:
+        return failed(*csv_problem)
+    if table and table.digest.hexdigest() != manifest["events_csv_sha256"]:
+        return failed(f"{fmt.EVENTS_CSV_NAME}: the file differs from the SHA-256 in the "
+                      "manifest (edited after export)")
+    # 4. The exported rows still have the hashes the console signed at its checkpoints: a chain
     # rewritten in the database before this export does not.
     for checkpoint in checkpoints:
         problem = checkpoint_problem(public_key, checkpoint, row_hashes.get(checkpoint.seq))

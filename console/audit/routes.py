@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 
 from console import navigation, request_params
 from console.audit.actions import AuditAction, Outcome
 from console.audit.checkpoints import NO_KEY, verify_log
 from console.audit.diff import present
-from console.audit.export import ExportNotConfigured, ExportRefused, ExportWindow, export_log
-from console.audit.export_format import key_fingerprint, public_key_file_text, public_key_filename
+from console.audit.export import (
+    ExportNotConfigured,
+    ExportRefused,
+    ExportWindow,
+    filename,
+    prepare,
+    stream_export,
+)
+from console.audit.export_format import (
+    JSONL,
+    key_fingerprint,
+    public_key_file_text,
+    public_key_filename,
+)
 from console.audit.models import AuditEvent
 from console.audit.queries import PAGE_SIZE, AuditFilter, search, text_problem
 from console.audit.services import record
@@ -22,7 +34,7 @@ from console.auth.settings import SensitiveAction
 from console.auth.step_up import step_up_required
 from console.htmx import htmx
 from console.security.permissions import Permission, require
-from console.unit_of_work import request_session
+from console.unit_of_work import database, request_session
 from console.web_actor import current_actor
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -130,22 +142,26 @@ def verify():
 @step_up_required(SensitiveAction.AUDIT_EXPORT)
 def export():
     """A signed export of [since, until) (UTC dates; either may be empty for an open end)."""
+    events_format = request.form.get("format", JSONL)
     try:
         window = ExportWindow(_date("since", request.form), _date("until", request.form))
         audit = _audit_settings()
-        result = export_log(request_session(), actor=current_actor(),
-                            signing_key=audit.export_signing_key, window=window,
-                            max_rows=audit.export_max_rows, at=now())
+        bounds = prepare(request_session(), signing_key=audit.export_signing_key,
+                         window=window, max_rows=audit.export_max_rows,
+                         events_format=events_format)
     except ExportNotConfigured as refused:
         abort(503, description=str(refused))
     except ExportRefused as refused:
         abort(400, description=str(refused))
-    # Sent only if the commit (with the audit row) succeeds: unit_of_work commits before sending.
-    response = send_file(result.file, mimetype="application/zip", as_attachment=True,
-                         download_name=result.filename, max_age=0)
-    response.content_length = result.size
+    # Streamed (console.audit.export.stream_export): the zip is written as it is sent, in its
+    # own transaction, which audits the export before the zip's last bytes go out.
+    chunks = stream_export(database().transaction, actor=current_actor(),
+                           signing_key=audit.export_signing_key, window=window, bounds=bounds,
+                           exported_at=now(), events_format=events_format)
+    response = current_app.response_class(chunks, mimetype="application/zip")
+    response.headers["Content-Disposition"] = f"attachment; filename={filename(bounds)}"
     response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Export-SHA256"] = result.file_sha256
+    response.headers["X-Audit-Export-Events"] = str(bounds[1] - bounds[0] + 1)
     return response
 
 

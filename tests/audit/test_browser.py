@@ -1,6 +1,7 @@
 """Headless Chromium as a compliance reviewer: searches the audit log for a ticket number,
 opens the before/after diff of a rule change, downloads the public key, the one-file verifier
-and a signed export, and the export verifies with that file in a bare interpreter.
+and signed CSV and JSONL exports (streamed, with progress), and both verify with that file
+in a bare interpreter.
 
 The browser talks to the app in this process (every request to ``https://localhost`` is
 answered by the Flask test client of the signed-in reviewer, as in the card-data browser test),
@@ -8,6 +9,8 @@ so the real pages, htmx, the scripts and the CSP run.
 """
 
 from __future__ import annotations
+
+import zipfile
 
 import pytest
 
@@ -126,15 +129,26 @@ def test_a_compliance_reviewer_finds_a_change_reads_its_diff_and_exports_it(
             verifier_path.write_bytes(verifier.data)
 
             page.locator("#audit-export input[name=since]").fill("")
-            page.get_by_role("button", name="Download signed export").click()
-            name, bundle = served.wait_for(page, ".zip")
-            export_path = tmp_path / name
-            export_path.write_bytes(bundle)
+            export_paths = {}
+            for events_format in ("csv", "jsonl"):
+                served.attachments.clear()
+                page.locator("#audit-export select[name=format]").select_option(events_format)
+                page.get_by_role("button", name="Download signed export").click()
+                name, bundle = served.wait_for(page, ".zip")
+                # The streamed download's progress, shown by static/js/audit-export.js.
+                page.locator("[data-export-progress][data-export-done]").wait_for()
+                assert "(100%)" in page.locator("[data-export-progress]").inner_text()
+                page.evaluate("document.querySelector('[data-export-progress]')"
+                              ".removeAttribute('data-export-done')")
+                export_paths[events_format] = tmp_path / f"{events_format}-{name}"
+                export_paths[events_format].write_bytes(bundle)
             pan_scanner.scan(page.content(), "browser:audit")
         finally:
             browser.close()
 
     # What the auditor runs: the one-file verifier, with only Python and cryptography.
-    verified = run_bare(verifier_path, export_path, "--public-key", key_path, cwd=tmp_path)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "verified" in verified.stdout.lower() or "ok" in verified.stdout.lower()
+    assert "events.csv" in zipfile.ZipFile(export_paths["csv"]).namelist()
+    for export_path in export_paths.values():
+        verified = run_bare(verifier_path, export_path, "--public-key", key_path, cwd=tmp_path)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "verified" in verified.stdout.lower() or "ok" in verified.stdout.lower()

@@ -79,7 +79,7 @@ def test_the_whole_log_is_exported_with_every_hashed_column(db_session, november
                                     "hash": event.row_hash}
     manifest = json.loads(contents["manifest.json"])
     assert manifest == {
-        "format": "finci-console-audit-export/1",
+        "format": "finci-console-audit-export/1", "events_format": "jsonl",
         "first_seq": november[0].seq, "last_seq": november[-1].seq, "count": 10,
         "anchor_prev_hash": GENESIS_HASH, "last_hash": november[-1].row_hash,
         "events_sha256": hashlib.sha256(contents["events.jsonl"]).hexdigest(),
@@ -137,7 +137,7 @@ def test_the_export_is_audited_in_the_same_transaction(db_session, november, sig
     assert details == {
         "window": {"since": "2026-11-02T00:00:00.000000Z",
                    "until": "2026-11-04T00:00:00.000000Z"},
-        "first_seq": november[1].seq, "last_seq": november[2].seq, "count": 2,
+        "first_seq": november[1].seq, "last_seq": november[2].seq, "count": 2, "format": "jsonl",
         "file_sha256": result.file_sha256, "events_sha256": result.manifest["events_sha256"],
         "key_id": result.manifest["key_id"]}
     data = result.file.read()
