@@ -133,7 +133,7 @@ def verify_command(pack: Path, as_json: bool):
                 names = archive.namelist()
                 if any("/" in n or "\\" in n or n.startswith(".") for n in names):
                     raise click.UsageError(f"{pack}: unexpected paths in the zip")
-                archive.extractall(tmp)  # nosec B202 - names checked above: flat files only
+                archive.extractall(tmp)  # names checked above: flat files only
             folder = Path(tmp)
         if not (folder / "manifest.json").is_file():
             raise click.UsageError(f"{pack} is not an evidence pack (no manifest.json)")
