@@ -57,3 +57,12 @@ def test_bad_input_is_a_clear_usage_error(tmp_path):
     (tmp_path / "x.txt").write_text("x")
     assert "neither a pack" in _verify(tmp_path / "x.txt").output
     assert "not an evidence pack" in _verify(tmp_path).output
+
+
+def test_a_zip_with_folder_or_traversal_names_is_refused_before_extracting(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("../manifest.json", "{}")
+    result = _verify(archive)
+    assert result.exit_code == 2 and "unexpected paths" in result.output
+    assert not (tmp_path.parent / "manifest.json").exists()
