@@ -107,3 +107,45 @@ def run_command(out: Path, console_url: str, secret_file: str | None, ca_file: s
     emit(as_json, summary, "\n".join(lines))
     if result.passed != len(result.steps):
         raise SystemExit(1)
+
+
+@evidence_group.command("verify", help="Check an evidence pack (folder or .zip): every file's "
+                        "SHA-256 against the manifest and the manifest's signature against the "
+                        "audit export public key. Exit 1 if anything is wrong.")
+@click.argument("pack", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def verify_command(pack: Path, as_json: bool):
+    import tempfile
+    import zipfile
+
+    from console.cli import emit
+    from console.evidence.pack import verify_pack
+
+    if not pack.exists():
+        raise click.UsageError(f"{pack} does not exist")
+    key = current_app.extensions["settings"].audit.export_signing_key
+    public_key = key.public_key() if key is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pack
+        if pack.is_file():
+            if not zipfile.is_zipfile(pack):
+                raise click.UsageError(f"{pack} is neither a pack folder nor a zip")
+            with zipfile.ZipFile(pack) as archive:
+                names = archive.namelist()
+                if any("/" in n or "\\" in n or n.startswith(".") for n in names):
+                    raise click.UsageError(f"{pack}: unexpected paths in the zip")
+                archive.extractall(tmp)  # names checked above: flat files only
+            folder = Path(tmp)
+        if not (folder / "manifest.json").is_file():
+            raise click.UsageError(f"{pack} is not an evidence pack (no manifest.json)")
+        problems = verify_pack(folder, public_key)
+    ok = not problems
+    summary = {"pack": str(pack), "ok": ok, "signature_checked": public_key is not None,
+               "first_problem": problems[0] if problems else None, "problems": problems}
+    text = ("OK: every file matches the signed manifest" if ok
+            else f"BAD: {problems[0]}" + "".join(f"\n  {p}" for p in problems[1:]))
+    if public_key is None:
+        text += "\n(no audit export key configured: signature NOT checked)"
+    emit(as_json, summary, text)
+    if not ok:
+        raise SystemExit(1)
