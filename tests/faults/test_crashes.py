@@ -116,8 +116,14 @@ def test_workers_killed_at_random_moments_process_everything_exactly_once(cluste
     counts = Counts(cluster_url)
     try:
         for _ in range(kills):
+            before = counts()["processed"]
             victim = _worker(env)
-            time.sleep(rng.uniform(0.8, 2.5))  # startup is ~0.7 s: the kill lands in work
+            # The kill must land in work, however slow startup is on a loaded machine: wait
+            # for this worker's first commits, then a random moment inside what follows.
+            deadline = time.monotonic() + 60
+            while counts()["processed"] == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.5))
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
             if counts()["processed"] == total:
@@ -135,6 +141,7 @@ def test_workers_killed_at_random_moments_process_everything_exactly_once(cluste
         counts.close()
     print(f"\n{kills} workers killed with -9; {killed_at['processed']} of {total} processed "
           f"before the survivor, {after['lease_expired']} leases expired")
+    assert killed_at["processed"] > 0, "no kill landed while a worker was working"
     assert (after["processed"], after["effects"], after["applied"]) == (total, total, total)
     assert after["applied_twice"] == 0
 
