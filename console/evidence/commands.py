@@ -112,7 +112,7 @@ def run_command(out: Path, console_url: str, secret_file: str | None, ca_file: s
 @evidence_group.command("verify", help="Check an evidence pack (folder or .zip): every file's "
                         "SHA-256 against the manifest and the manifest's signature against the "
                         "audit export public key. Exit 1 if anything is wrong.")
-@click.argument("pack", type=click.Path(path_type=Path))
+@click.argument("pack", type=cli_types.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def verify_command(pack: Path, as_json: bool):
     import tempfile
@@ -121,8 +121,6 @@ def verify_command(pack: Path, as_json: bool):
     from console.cli import emit
     from console.evidence.pack import verify_pack
 
-    if not pack.exists():
-        raise click.UsageError(f"{pack} does not exist")
     key = current_app.extensions["settings"].audit.export_signing_key
     public_key = key.public_key() if key is not None else None
     with tempfile.TemporaryDirectory() as tmp:
